@@ -1,0 +1,39 @@
+# jina-embeddings-v5 on vLLM: the bundle's entry points. `make help` lists them.
+# Every target installs what it needs: a fresh machine needs only Python 3.11+, Go and make.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Pinned toolchain (helm, kube-apiserver, etcd, kwok, pulumi, ...) built into a cache outside the repo.
+TOOLS_ENV := source tools/env.sh
+
+.PHONY: help venv tools test test-fast plan
+
+help: ## list targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet --requirement requirements.lock
+	touch $@
+
+venv: $(VENV)/.installed ## the project's Python environment (.venv), pinned by requirements.lock
+
+tools: ## build or reuse the pinned toolchain (tools/bootstrap.sh)
+	tools/bootstrap.sh
+
+test: venv tools ## every test tier: unit, chart, policy, alerts, e2e (what CI runs)
+	$(TOOLS_ENV) && $(PY) -m pytest
+
+test-fast: venv ## the tiers that need no cluster (unit, chart, policy, alerts)
+	$(TOOLS_ENV) && tools/bootstrap.sh helm promtool && $(PY) -m pytest -m "not e2e"
+
+plan: venv ## print a stack's plan: make plan ENV=prod
+	$(PY) -m infra plan --env $(ENV)
+
+# Per-topic targets (export, cluster, demo, ...) live in mk/*.mk.
+-include mk/*.mk

@@ -1,0 +1,101 @@
+{{/* Chart name, truncated to the 63 characters a label value allows. */}}
+{{- define "jina-embeddings.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name of every object: the release name when it already contains the chart name. */}}
+{{- define "jina-embeddings.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "jina-embeddings.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Selector labels: name + instance only, because selectors are immutable. */}}
+{{- define "jina-embeddings.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "jina-embeddings.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "jina-embeddings.labels" -}}
+helm.sh/chart: {{ include "jina-embeddings.chart" . }}
+{{ include "jina-embeddings.selectorLabels" . }}
+app.kubernetes.io/component: embedding-server
+app.kubernetes.io/part-of: jina-embeddings
+app.kubernetes.io/version: {{ .Values.image.tag | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+jina-embeddings/task: {{ .Values.model.variant }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "jina-embeddings.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "jina-embeddings.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false: set it to an existing ServiceAccount" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "jina-embeddings.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository .Values.image.tag }}
+{{- end }}
+{{- end }}
+
+{{/* The single JSON object vLLM merges into the HF config: Matryoshka sizes, and in base mode the task. */}}
+{{- define "jina-embeddings.hfOverrides" -}}
+{{- $o := dict "matryoshka_dimensions" .Values.model.matryoshkaDimensions }}
+{{- if eq .Values.model.servingMode "base" }}
+{{- $_ := set $o "jina_task" .Values.model.jinaTask }}
+{{- end }}
+{{- toJson $o }}
+{{- end }}
+
+{{- define "jina-embeddings.probe" -}}
+httpGet:
+  path: {{ .probe.path }}
+  port: http
+periodSeconds: {{ .probe.periodSeconds }}
+failureThreshold: {{ .probe.failureThreshold }}
+timeoutSeconds: {{ .probe.timeoutSeconds }}
+{{- with .probe.successThreshold }}
+successThreshold: {{ . }}
+{{- end }}
+{{- end }}
+
+{{/* Replicas the HPA never goes under, or the fixed count. */}}
+{{- define "jina-embeddings.minReplicas" -}}
+{{- if .Values.autoscaling.enabled }}{{ .Values.autoscaling.minReplicas }}{{ else }}{{ .Values.replicaCount }}{{ end }}
+{{- end }}
+
+{{/* HPA behavior: GPU pods start slowly, so scale up in steps and scale down slowly. */}}
+{{- define "jina-embeddings.hpaBehavior" -}}
+scaleUp:
+  stabilizationWindowSeconds: {{ .scaleUp.stabilizationWindowSeconds }}
+  selectPolicy: Max
+  policies:
+    - type: Pods
+      value: {{ .scaleUp.podsPerPeriod }}
+      periodSeconds: {{ .scaleUp.periodSeconds }}
+scaleDown:
+  stabilizationWindowSeconds: {{ .scaleDown.stabilizationWindowSeconds }}
+  selectPolicy: Min
+  policies:
+    - type: Pods
+      value: {{ .scaleDown.podsPerPeriod }}
+      periodSeconds: {{ .scaleDown.periodSeconds }}
+{{- end }}

@@ -1,0 +1,627 @@
+"""Stack configuration: `Pulumi.<env>.yaml` parsed once into frozen, validated objects.
+
+`load()` is the only reader of stack config. It collects every problem before it fails, and each
+problem names the config key (`jina-embeddings:<path>`), the bad value, what is allowed and the
+`pulumi config set` command that fixes it. Nothing is planned, rendered or registered from an invalid
+config. Defaults live in this module and nowhere else.
+
+The raw input is the stack file's `config:` mapping (the GitOps export reads the YAML file; the
+Pulumi program passes the engine's config). Secret values arrive as `SecretValue` markers: the plan
+only needs to know that a secret was given, never its plaintext.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from infra.accelerators import GPU_MODELS, SLICE_KINDS, VENDORS, VIDEO_GROUP_ID, GpuModel, GpuSlice, Toleration, gpu_slice
+from infra.catalog import SERVING_MODES, SHAPE, VARIANT_NAMES, VARIANTS, default_served_model_name, served_model
+from infra.sizing import CONSTANTS, SizingRequest, SliceTooSmall, size
+
+PROJECT = "jina-embeddings"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+AUTOSCALING_METRICS = ("cpu", "queue", "keda")
+WEIGHT_SOURCES = ("download", "pvc")
+ROLLOUTS = ("gpu-constrained", "surge")
+PVC_ACCESS_MODES = ("ReadWriteMany", "ReadOnlyMany", "ReadWriteOnce")
+TOLERATION_OPERATORS = ("Exists", "Equal")
+TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+MIN_MAX_MODEL_LEN, MAX_MAX_MODEL_LEN = 512, SHAPE.max_position_embeddings
+# Images older than this serve pooling requests of exactly max_model_len forever (vllm#55427).
+MIN_VLLM_VERSION = (0, 32, 0)
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_IMAGE_TAG = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_SECRET_HINT = re.compile(r"(?i)(token|password|secret|apikey|api_key|credential)")
+
+
+@dataclass(frozen=True)
+class SecretValue:
+    """A config value stored with `pulumi config set --secret`. The plan never sees its plaintext."""
+
+    def __repr__(self) -> str:  # never print a secret, even by accident
+        return "SecretValue(<redacted>)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed configuration
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    name: str
+    vendor: str
+    gpu: str
+    slice_kind: str
+    mig_profile: str
+    shared_replicas: int
+    node_selector: tuple[tuple[str, str], ...]  # extra labels (cloud, node pool), beyond the profile's
+    tolerations: tuple[Toleration, ...]  # extra tolerations, beyond the vendor's GPU taint
+    nodes: int  # nodes in the pool: capacity planning and the simulated cluster use it
+    gpus_per_node: int
+    render_group_id: int | None  # AMD only: the host's `render` group id
+    image_tag: str
+
+    @property
+    def gpu_model(self) -> GpuModel:
+        return GPU_MODELS[self.gpu]
+
+    @property
+    def slice(self) -> GpuSlice:
+        return gpu_slice(self.gpu_model, self.slice_kind, mig_profile=self.mig_profile, shared_replicas=self.shared_replicas)
+
+    @property
+    def full_node_selector(self) -> dict[str, str]:
+        """Vendor presence label, GPU product label, the slice's labels, then the stack's extras."""
+        vendor = VENDORS[self.vendor]
+        labels = {vendor.presence_label[0]: vendor.presence_label[1], vendor.product_label_key: self.gpu_model.product_label}
+        labels.update(dict(self.slice.node_labels))
+        labels.update(dict(self.node_selector))
+        return labels
+
+    @property
+    def full_tolerations(self) -> tuple[Toleration, ...]:
+        vendor_default = VENDORS[self.vendor].default_toleration
+        return (vendor_default,) + tuple(t for t in self.tolerations if t != vendor_default)
+
+    @property
+    def supplemental_groups(self) -> tuple[int, ...]:
+        if not VENDORS[self.vendor].needs_render_groups:
+            return ()
+        return (VIDEO_GROUP_ID, self.render_group_id) if self.render_group_id is not None else (VIDEO_GROUP_ID,)
+
+    @property
+    def capacity_slices(self) -> int:
+        return self.nodes * self.gpus_per_node * self.slice.per_gpu
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    name: str
+    pool: str
+    serving_mode: str
+    revision: str | None  # overrides the catalog's pinned commit
+    served_model_name: str
+    max_model_len: int
+    max_num_batched_tokens: int | None
+    replicas: int | None  # fixed replica count (no autoscaling)
+    min_replicas: int
+    max_replicas: int
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.replicas is None
+
+
+@dataclass(frozen=True)
+class AutoscalingConfig:
+    metric: str = "cpu"  # cpu works with metrics-server alone; queue and keda need Prometheus
+    target_cpu_utilization: int = 70
+    target_waiting_per_pod: int = 5
+    keda_prometheus_address: str = "http://prometheus-operated.monitoring.svc:9090"
+
+
+@dataclass(frozen=True)
+class WeightsConfig:
+    source: str = "download"
+    offline: bool = False
+    pvc_size: str = "20Gi"
+    pvc_storage_class: str = ""
+    pvc_access_mode: str = "ReadWriteMany"
+    download_mbps: float = CONSTANTS.default_download_bytes_per_second / 1e6
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    client_namespaces: tuple[str, ...] = ()
+    prometheus_namespace: str = "monitoring"
+    gateway_namespace: str = ""
+
+
+@dataclass(frozen=True)
+class PriorityClassConfig:
+    name: str = "jina-embeddings-serving"
+    create: bool = True
+    value: int = 100000
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    service_monitor: bool = False
+    prometheus_rule: bool = False
+    grafana_dashboard: bool = False
+
+
+@dataclass(frozen=True)
+class SecretsConfig:
+    hf_token_secret_name: str = ""
+    api_key_secret_name: str = ""
+    hf_token_given: bool = False  # `hfToken` was set with --secret: Pulumi creates the Secret
+    api_key_given: bool = False
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    env: str
+    namespace: str
+    pools: Mapping[str, PoolConfig]
+    variants: Mapping[str, VariantConfig]  # enabled variants only, in catalog order
+    autoscaling: AutoscalingConfig
+    weights: WeightsConfig
+    network: NetworkConfig
+    priority_class: PriorityClassConfig
+    monitoring: MonitoringConfig
+    secrets: SecretsConfig
+    rollout: str
+
+    def pool_of(self, variant: VariantConfig) -> PoolConfig:
+        return self.pools[variant.pool]
+
+
+# ---------------------------------------------------------------------------------------------
+# Problems: every error at once
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str  # e.g. "variants.retrieval.pool"
+    value: Any
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        shown = "<secret>" if isinstance(self.value, SecretValue) else repr(self.value)
+        return f"{PROJECT}:{self.path} = {shown}: {self.message}\n    fix: {self.fix}"
+
+
+class ConfigError(ValueError):
+    """Raised with every problem of a stack's config; nothing may be planned from it."""
+
+    def __init__(self, env: str, problems: list[Problem]):
+        self.env = env
+        self.problems = problems
+        header = f"stack '{env}' has {len(problems)} invalid config value(s); nothing was planned or applied:"
+        super().__init__("\n".join([header] + [f"  - {p}" for p in problems]))
+
+
+def _set_fix(path: str, example: Any) -> str:
+    shown = example if isinstance(example, str) else yaml.safe_dump(example, default_flow_style=True).strip()
+    return f"pulumi config set --path '{PROJECT}:{path}' {shown}"
+
+
+class _Reader:
+    """Reads one mapping of raw config, recording problems instead of raising."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+
+    def problem(self, path: str, value: Any, message: str, fix: str) -> None:
+        self.problems.append(Problem(path, value, message, fix))
+
+    def mapping(self, raw: Any, path: str, known: tuple[str, ...] | None = None) -> dict:
+        if raw is None:
+            return {}
+        if not isinstance(raw, Mapping):
+            self.problem(path, raw, "must be a mapping", f"pulumi config rm '{PROJECT}:{path}' and set its keys with --path")
+            return {}
+        if known is not None:
+            for key in raw:
+                if key not in known:
+                    self.problem(
+                        f"{path}.{key}", raw[key], f"unknown key; allowed keys: {', '.join(known)}",
+                        f"pulumi config rm --path '{PROJECT}:{path}.{key}'",
+                    )
+        return dict(raw)
+
+    def string(self, raw: Mapping, key: str, path: str, default: str, *, allowed: tuple[str, ...] = (),
+               pattern: re.Pattern | None = None, what: str = "") -> str:
+        value = raw.get(key, default)
+        full = f"{path}.{key}" if path else key
+        if isinstance(value, SecretValue):
+            self.problem(full, value, "must not be a secret", _set_fix(full, default or "<value>"))
+            return default
+        if not isinstance(value, str):
+            self.problem(full, value, "must be a string", _set_fix(full, default or "<value>"))
+            return default
+        if allowed and value not in allowed:
+            self.problem(full, value, f"allowed values: {', '.join(allowed)}", _set_fix(full, allowed[0]))
+            return default
+        if pattern is not None and value and not pattern.match(value):
+            self.problem(full, value, f"must be {what}", _set_fix(full, default or "<value>"))
+            return default
+        return value
+
+    def integer(self, raw: Mapping, key: str, path: str, default: int | None, *, low: int, high: int) -> int | None:
+        value = raw.get(key, default)
+        full = f"{path}.{key}" if path else key
+        if value is None:
+            return None
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            value = int(value)  # `pulumi config set` without --path stores numbers as strings
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problem(full, value, f"must be a whole number from {low} to {high}", _set_fix(full, default if default is not None else low))
+            return default
+        if not low <= value <= high:
+            self.problem(full, value, f"must be from {low} to {high}", _set_fix(full, min(max(value, low), high)))
+            return default
+        return value
+
+    def number(self, raw: Mapping, key: str, path: str, default: float, *, low: float, high: float) -> float:
+        value = raw.get(key, default)
+        full = f"{path}.{key}" if path else key
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            self.problem(full, value, f"must be a number from {low} to {high}", _set_fix(full, default))
+            return default
+        return float(value)
+
+    def boolean(self, raw: Mapping, key: str, path: str, default: bool) -> bool:
+        value = raw.get(key, default)
+        full = f"{path}.{key}" if path else key
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            self.problem(full, value, "must be true or false", _set_fix(full, str(default).lower()))
+            return default
+        return value
+
+    def string_list(self, raw: Mapping, key: str, path: str, *, pattern: re.Pattern, what: str) -> tuple[str, ...]:
+        value = raw.get(key, [])
+        full = f"{path}.{key}" if path else key
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(full, value, "must be a list of strings", _set_fix(full, ["<value>"]))
+            return ()
+        bad = [v for v in value if not pattern.match(v)]
+        if bad:
+            self.problem(full, value, f"each item must be {what}; bad: {', '.join(bad)}", _set_fix(full, [v for v in value if v not in bad] or ["<value>"]))
+            return ()
+        return tuple(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+# ---------------------------------------------------------------------------------------------
+
+POOL_KEYS = ("vendor", "gpu", "slice", "migProfile", "sharedReplicas", "nodeSelector", "tolerations",
+             "nodes", "gpusPerNode", "renderGroupId", "imageTag")
+VARIANT_KEYS = ("enabled", "pool", "servingMode", "revision", "servedModelName", "maxModelLen",
+                "maxNumBatchedTokens", "replicas", "minReplicas", "maxReplicas")
+TOP_LEVEL_KEYS = ("namespace", "servingMode", "maxModelLen", "pools", "variants", "autoscaling", "weights",
+                  "network", "priorityClass", "monitoring", "secrets", "rollout", "hfToken", "apiKey")
+SECRET_KEYS = ("hfToken", "apiKey")
+
+
+def _label_key_ok(key: str) -> bool:
+    prefix, _, name = key.rpartition("/")
+    return bool(_LABEL_NAME.match(name)) and (not prefix or (len(prefix) <= 253 and bool(_DNS_SUBDOMAIN.match(prefix))))
+
+
+def _image_tag_ok(tag: str) -> bool:
+    match = _IMAGE_TAG.match(tag)
+    return bool(match) and tuple(int(x) for x in match.groups()) >= MIN_VLLM_VERSION
+
+
+def _read_pool(r: _Reader, name: str, raw: Any) -> PoolConfig | None:
+    path = f"pools.{name}"
+    if not _DNS_LABEL.match(name):
+        r.problem(path, name, "pool names must be DNS labels (lower case, digits, '-')", f"rename the pool, e.g. pulumi config set --path '{PROJECT}:pools.gpu-h100.vendor' nvidia")
+    count = len(r.problems)
+    raw = r.mapping(raw, path, POOL_KEYS)
+    vendor = r.string(raw, "vendor", path, "nvidia", allowed=tuple(VENDORS))
+    gpu_names = tuple(k for k, g in GPU_MODELS.items() if g.vendor == vendor)
+    gpu = r.string(raw, "gpu", path, gpu_names[0], allowed=tuple(GPU_MODELS))
+    if gpu in GPU_MODELS and GPU_MODELS[gpu].vendor != vendor:
+        r.problem(f"{path}.gpu", gpu, f"is an {GPU_MODELS[gpu].vendor} GPU but the pool's vendor is {vendor}; {vendor} GPUs: {', '.join(gpu_names)}", _set_fix(f"{path}.gpu", gpu_names[0]))
+    slice_kind = r.string(raw, "slice", path, "whole", allowed=SLICE_KINDS)
+    mig_profile = r.string(raw, "migProfile", path, "")
+    shared = r.integer(raw, "sharedReplicas", path, 0, low=0, high=64) or 0
+    selector_raw = r.mapping(raw.get("nodeSelector"), f"{path}.nodeSelector")
+    selector = []
+    for key, value in sorted(selector_raw.items()):
+        if not _label_key_ok(str(key)):
+            r.problem(f"{path}.nodeSelector.{key}", value, "is not a valid label key ([prefix/]name, name <= 63 chars)", f"pulumi config rm --path '{PROJECT}:{path}.nodeSelector.{key}'")
+        elif not isinstance(value, str) or (value and not _LABEL_NAME.match(value)):
+            r.problem(f"{path}.nodeSelector.{key}", value, "label values must be strings of <= 63 letters, digits, '-', '_', '.'", _set_fix(f"{path}.nodeSelector.{key}", '"true"'))
+        else:
+            selector.append((str(key), value))
+    tolerations = []
+    raw_tolerations = raw.get("tolerations", [])
+    if not isinstance(raw_tolerations, list):
+        r.problem(f"{path}.tolerations", raw_tolerations, "must be a list of {key, operator, value, effect}", _set_fix(f"{path}.tolerations[0].key", "nvidia.com/gpu"))
+        raw_tolerations = []
+    for i, item in enumerate(raw_tolerations):
+        tpath = f"{path}.tolerations[{i}]"
+        item = r.mapping(item, tpath, ("key", "operator", "value", "effect"))
+        key = r.string(item, "key", tpath, "")
+        operator = r.string(item, "operator", tpath, "Exists", allowed=TOLERATION_OPERATORS)
+        effect = r.string(item, "effect", tpath, "NoSchedule", allowed=TOLERATION_EFFECTS)
+        value = item.get("value")
+        if not key or not _label_key_ok(key):
+            r.problem(f"{tpath}.key", key, "must be a taint key such as nvidia.com/gpu", _set_fix(f"{tpath}.key", "nvidia.com/gpu"))
+        if operator == "Equal" and not isinstance(value, str):
+            r.problem(f"{tpath}.value", value, "operator Equal needs a string value", _set_fix(f"{tpath}.value", "present"))
+        if operator == "Exists" and value is not None:
+            r.problem(f"{tpath}.value", value, "operator Exists takes no value", f"pulumi config rm --path '{PROJECT}:{tpath}.value'")
+        tolerations.append(Toleration(key=key, operator=operator, effect=effect, value=value if operator == "Equal" else None))
+    nodes = r.integer(raw, "nodes", path, 1, low=1, high=10000)
+    gpus_per_node = r.integer(raw, "gpusPerNode", path, 8, low=1, high=16)
+    render_gid = r.integer(raw, "renderGroupId", path, None, low=1, high=65535)
+    default_tag = VENDORS[vendor].image_tag if vendor in VENDORS else "v0.33.0"
+    image_tag = r.string(raw, "imageTag", path, default_tag)
+    if image_tag != default_tag and not _image_tag_ok(image_tag):
+        r.problem(f"{path}.imageTag", image_tag, f"must be a pinned release tag vX.Y.Z >= v{'.'.join(map(str, MIN_VLLM_VERSION))} (never 'latest' or 'nightly')", _set_fix(f"{path}.imageTag", default_tag))
+        image_tag = default_tag
+    if vendor == "amd" and "renderGroupId" not in raw:
+        r.problem(f"{path}.renderGroupId", None, "AMD pools need the nodes' `render` group id (it differs per node OS: `getent group render` on a node)", _set_fix(f"{path}.renderGroupId", 110))
+    if vendor != "amd" and "renderGroupId" in raw:
+        r.problem(f"{path}.renderGroupId", raw["renderGroupId"], "only AMD pools use a render group", f"pulumi config rm --path '{PROJECT}:{path}.renderGroupId'")
+    if len(r.problems) > count:
+        return None
+    pool = PoolConfig(name, vendor, gpu, slice_kind, mig_profile, shared, tuple(selector), tuple(tolerations),
+                      nodes, gpus_per_node, render_gid, image_tag)
+    try:
+        pool.slice
+    except ValueError as exc:
+        field_name = {"mig": "migProfile", "time-sliced": "sharedReplicas"}.get(slice_kind, "slice")
+        example = {"mig": (GPU_MODELS[gpu].mig_profiles or ("",))[0], "time-sliced": 4}.get(slice_kind, "whole")
+        r.problem(f"{path}.{field_name}", raw.get(field_name, slice_kind), str(exc), _set_fix(f"{path}.{field_name}", example))
+        return None
+    return pool
+
+
+def _read_variant(r: _Reader, name: str, raw: Any, pools: Mapping[str, PoolConfig], defaults: Mapping[str, Any]) -> VariantConfig | None:
+    path = f"variants.{name}"
+    count = len(r.problems)
+    if name not in VARIANTS:
+        r.problem(path, name, f"unknown task variant; allowed: {', '.join(VARIANT_NAMES)}", f"pulumi config rm --path '{PROJECT}:{path}'")
+        return None
+    raw = r.mapping(raw, path, VARIANT_KEYS)
+    if not r.boolean(raw, "enabled", path, True):
+        return None
+    pool = r.string(raw, "pool", path, next(iter(pools), ""))
+    if pool not in pools:
+        r.problem(f"{path}.pool", pool, f"is not a pool of this stack; pools: {', '.join(pools) or '(none defined)'}", _set_fix(f"{path}.pool", next(iter(pools), "<pool>")))
+    mode = r.string(raw, "servingMode", path, defaults["servingMode"], allowed=SERVING_MODES)
+    revision = r.string(raw, "revision", path, "", pattern=_COMMIT, what="a 40-character lower-case commit SHA (branches such as 'main' move)") or None
+    variant = VARIANTS[name]
+    if mode == "merged" and not revision and not variant.merged_revision:
+        r.problem(f"{path}.revision", None, f"no pinned commit of {variant.merged_repository} is known; pin one, or serve this variant from the base repository",
+                  f"pulumi config set --path '{PROJECT}:{path}.servingMode' base   # or: --path '{PROJECT}:{path}.revision' <40-hex commit>")
+    served = r.string(raw, "servedModelName", path, default_served_model_name(variant))
+    max_len = r.integer(raw, "maxModelLen", path, defaults["maxModelLen"], low=MIN_MAX_MODEL_LEN, high=MAX_MAX_MODEL_LEN)
+    batched = r.integer(raw, "maxNumBatchedTokens", path, None, low=512, high=131072)
+    replicas = r.integer(raw, "replicas", path, None, low=1, high=100)
+    if replicas is not None and ("minReplicas" in raw or "maxReplicas" in raw):
+        r.problem(f"{path}.replicas", replicas, "set either replicas (fixed, no autoscaling) or minReplicas/maxReplicas (autoscaled), not both",
+                  f"pulumi config rm --path '{PROJECT}:{path}.replicas'")
+    low = r.integer(raw, "minReplicas", path, 2, low=1, high=100) or 2
+    high = r.integer(raw, "maxReplicas", path, max(low, 4), low=1, high=200) or max(low, 4)
+    if replicas is None and high <= low:
+        r.problem(f"{path}.maxReplicas", high, f"must be greater than minReplicas ({low}) for autoscaling; for a fixed count use replicas",
+                  _set_fix(f"{path}.maxReplicas", low + 2))
+    if len(r.problems) > count:
+        return None
+    return VariantConfig(name, pool, mode, revision, served, max_len, batched, replicas, replicas or low, replicas or high)
+
+
+def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
+    """Parse and validate one stack's config. Raises ConfigError listing every problem."""
+    problems: list[Problem] = []
+    r = _Reader(problems)
+    raw = {}
+    for full_key, value in raw_config.items():
+        project, sep, key = str(full_key).rpartition(":")
+        if sep and project != PROJECT:
+            continue  # another namespace's config, e.g. kubernetes:context for the provider
+        if key not in TOP_LEVEL_KEYS:
+            if _SECRET_HINT.search(key) and not isinstance(value, SecretValue):
+                r.problem(key, "<redacted>", "looks like a secret stored in plain text and is not a known key", f"pulumi config rm '{PROJECT}:{key}'")
+            else:
+                r.problem(key, value, f"unknown key; allowed keys: {', '.join(TOP_LEVEL_KEYS)}", f"pulumi config rm '{PROJECT}:{key}'")
+            continue
+        raw[key] = value
+
+    namespace = r.string(raw, "namespace", "", PROJECT, pattern=_DNS_LABEL, what="a DNS label (lower case, digits, '-', <= 63 chars)")
+    if namespace in ("default", "kube-system", "kube-public", "kube-node-lease"):
+        r.problem("namespace", namespace, "the embedding servers get a namespace of their own (Pod Security labels are set on it)", _set_fix("namespace", PROJECT))
+    defaults = {
+        "servingMode": r.string(raw, "servingMode", "", "merged", allowed=SERVING_MODES),
+        "maxModelLen": r.integer(raw, "maxModelLen", "", 8192, low=MIN_MAX_MODEL_LEN, high=MAX_MAX_MODEL_LEN),
+    }
+
+    pools: dict[str, PoolConfig] = {}
+    raw_pools = r.mapping(raw.get("pools"), "pools")
+    if not raw_pools:
+        r.problem("pools", raw.get("pools"), "at least one GPU pool is required", _set_fix("pools.gpu-h100.gpu", "nvidia-h100-80gb"))
+    for name, value in raw_pools.items():
+        pool = _read_pool(r, str(name), value)
+        if pool is not None:
+            pools[pool.name] = pool
+
+    raw_variants = r.mapping(raw.get("variants"), "variants")
+    variants: dict[str, VariantConfig] = {}
+    for name in list(raw_variants):
+        variant = _read_variant(r, str(name), raw_variants[name], pools, defaults)
+        if variant is not None:
+            variants[variant.name] = variant
+    if not variants and not any(p.path.startswith("variants.") for p in problems):
+        r.problem("variants", raw.get("variants"), f"no task variant is enabled; variants: {', '.join(VARIANT_NAMES)}", _set_fix("variants.retrieval.pool", next(iter(pools), "<pool>")))
+    variants = {name: variants[name] for name in VARIANT_NAMES if name in variants}
+
+    a = r.mapping(raw.get("autoscaling"), "autoscaling", ("metric", "targetCpuUtilization", "targetWaitingPerPod", "kedaPrometheusAddress"))
+    d = AutoscalingConfig()
+    autoscaling = AutoscalingConfig(
+        metric=r.string(a, "metric", "autoscaling", d.metric, allowed=AUTOSCALING_METRICS),
+        target_cpu_utilization=r.integer(a, "targetCpuUtilization", "autoscaling", d.target_cpu_utilization, low=10, high=95),
+        target_waiting_per_pod=r.integer(a, "targetWaitingPerPod", "autoscaling", d.target_waiting_per_pod, low=1, high=1000),
+        keda_prometheus_address=r.string(a, "kedaPrometheusAddress", "autoscaling", d.keda_prometheus_address,
+                                         pattern=re.compile(r"^https?://[^\s]+$"), what="an http(s) URL"),
+    )
+
+    w = r.mapping(raw.get("weights"), "weights", ("source", "offline", "pvcSize", "pvcStorageClass", "pvcAccessMode", "downloadMBps"))
+    dw = WeightsConfig()
+    weights = WeightsConfig(
+        source=r.string(w, "source", "weights", dw.source, allowed=WEIGHT_SOURCES),
+        offline=r.boolean(w, "offline", "weights", dw.offline),
+        pvc_size=r.string(w, "pvcSize", "weights", dw.pvc_size, pattern=_QUANTITY, what="a Kubernetes quantity such as 20Gi"),
+        pvc_storage_class=r.string(w, "pvcStorageClass", "weights", dw.pvc_storage_class, pattern=_DNS_SUBDOMAIN, what="a StorageClass name"),
+        pvc_access_mode=r.string(w, "pvcAccessMode", "weights", dw.pvc_access_mode, allowed=PVC_ACCESS_MODES),
+        download_mbps=r.number(w, "downloadMBps", "weights", dw.download_mbps, low=1, high=100000),
+    )
+    if weights.offline and weights.source == "download":
+        r.problem("weights.offline", True, "offline mode (HF_HUB_OFFLINE=1) needs the weights on a pre-populated volume, but weights.source is download",
+                  _set_fix("weights.source", "pvc"))
+
+    n = r.mapping(raw.get("network"), "network", ("clientNamespaces", "prometheusNamespace", "gatewayNamespace"))
+    network = NetworkConfig(
+        client_namespaces=r.string_list(n, "clientNamespaces", "network", pattern=_DNS_LABEL, what="a namespace name"),
+        prometheus_namespace=r.string(n, "prometheusNamespace", "network", "monitoring", pattern=_DNS_LABEL, what="a namespace name"),
+        gateway_namespace=r.string(n, "gatewayNamespace", "network", "", pattern=_DNS_LABEL, what="a namespace name"),
+    )
+
+    pc = r.mapping(raw.get("priorityClass"), "priorityClass", ("name", "create", "value"))
+    dpc = PriorityClassConfig()
+    priority = PriorityClassConfig(
+        name=r.string(pc, "name", "priorityClass", dpc.name, pattern=_DNS_SUBDOMAIN, what="a PriorityClass name"),
+        create=r.boolean(pc, "create", "priorityClass", dpc.create),
+        # User-defined classes must stay below 1e9 (system classes use the range above).
+        value=r.integer(pc, "value", "priorityClass", dpc.value, low=-2147483648, high=1_000_000_000) or 0,
+    )
+
+    m = r.mapping(raw.get("monitoring"), "monitoring", ("serviceMonitor", "prometheusRule", "grafanaDashboard"))
+    monitoring = MonitoringConfig(
+        service_monitor=r.boolean(m, "serviceMonitor", "monitoring", False),
+        prometheus_rule=r.boolean(m, "prometheusRule", "monitoring", False),
+        grafana_dashboard=r.boolean(m, "grafanaDashboard", "monitoring", False),
+    )
+    if autoscaling.metric in ("queue", "keda") and not monitoring.service_monitor:
+        r.problem("monitoring.serviceMonitor", False, f"autoscaling.metric {autoscaling.metric} reads vLLM's queue from Prometheus, which must scrape the pods",
+                  _set_fix("monitoring.serviceMonitor", "true"))
+
+    for key in SECRET_KEYS:
+        if key in raw and not isinstance(raw[key], SecretValue):
+            r.problem(key, "<redacted>", "is stored in plain text in the stack file", f"pulumi config set --secret '{PROJECT}:{key}' <value>")
+    s = r.mapping(raw.get("secrets"), "secrets", ("hfTokenSecretName", "apiKeySecretName"))
+    hf_given, key_given = isinstance(raw.get("hfToken"), SecretValue), isinstance(raw.get("apiKey"), SecretValue)
+    secrets = SecretsConfig(
+        hf_token_secret_name=r.string(s, "hfTokenSecretName", "secrets", f"{PROJECT}-hf-token" if hf_given else "", pattern=_DNS_SUBDOMAIN, what="a Secret name"),
+        api_key_secret_name=r.string(s, "apiKeySecretName", "secrets", f"{PROJECT}-api-key" if key_given else "", pattern=_DNS_SUBDOMAIN, what="a Secret name"),
+        hf_token_given=hf_given,
+        api_key_given=key_given,
+    )
+    rollout = r.string(raw, "rollout", "", "gpu-constrained", allowed=ROLLOUTS)
+
+    # Sizing is part of validation: a slice the model cannot fit is a config error, with numbers.
+    for variant in variants.values():
+        pool = pools.get(variant.pool)
+        if pool is None:
+            continue
+        try:
+            size(sizing_request(variant, pool, weights))
+        except SliceTooSmall as exc:
+            r.problem(f"variants.{variant.name}.pool", variant.pool, str(exc), _set_fix(f"variants.{variant.name}.maxModelLen", 8192))
+    for pool in pools.values():
+        demand = sum(v.min_replicas for v in variants.values() if v.pool == pool.name)
+        if demand > pool.capacity_slices:
+            r.problem(f"pools.{pool.name}.nodes", pool.nodes,
+                      f"the variants on this pool need {demand} x {pool.slice.resource_name} at their minimum replicas, "
+                      f"but {pool.nodes} node(s) x {pool.gpus_per_node} GPU(s) x {pool.slice.per_gpu} per GPU = {pool.capacity_slices}",
+                      _set_fix(f"pools.{pool.name}.nodes", -(-demand // (pool.gpus_per_node * pool.slice.per_gpu))))
+
+    if problems:
+        raise ConfigError(env, problems)
+    return StackConfig(env, namespace, pools, variants, autoscaling, weights, network, priority, monitoring, secrets, rollout)
+
+
+def sizing_request(variant: VariantConfig, pool: PoolConfig, weights: WeightsConfig) -> SizingRequest:
+    model = served_model(VARIANTS[variant.name], variant.serving_mode, variant.revision)
+    return SizingRequest(
+        slice=pool.slice,
+        max_model_len=variant.max_model_len,
+        download_bytes=model.download_bytes,
+        weights_on_volume=weights.source == "pvc",
+        download_bytes_per_second=weights.download_mbps * 1e6,
+        max_num_batched_tokens=variant.max_num_batched_tokens,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Stack files
+# ---------------------------------------------------------------------------------------------
+
+
+class _StackLoader(yaml.SafeLoader):
+    pass
+
+
+def stack_file(env: str, root: Path = REPO_ROOT) -> Path:
+    return root / f"Pulumi.{env}.yaml"
+
+
+def stack_names(root: Path = REPO_ROOT) -> list[str]:
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+
+
+def _mark_secrets(value: Any) -> Any:
+    """Replace Pulumi's `{secure: <ciphertext>}` entries with SecretValue markers."""
+    if isinstance(value, Mapping):
+        if set(value) == {"secure"}:
+            return SecretValue()
+        return {k: _mark_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mark_secrets(v) for v in value]
+    return value
+
+
+def read_stack_file(env: str, root: Path = REPO_ROOT) -> dict[str, Any]:
+    path = stack_file(env, root)
+    if not path.exists():
+        raise FileNotFoundError(f"no stack file {path.name}; stacks: {', '.join(stack_names(root)) or '(none)'}")
+    document = yaml.load(path.read_text(), Loader=_StackLoader) or {}
+    return _mark_secrets(document.get("config") or {})
+
+
+def load_stack(env: str, root: Path = REPO_ROOT) -> StackConfig:
+    return load(read_stack_file(env, root), env)
+
+
+__all__ = [
+    "ConfigError", "Problem", "SecretValue", "StackConfig", "PoolConfig", "VariantConfig", "load", "load_stack",
+    "read_stack_file", "stack_names", "sizing_request", "PROJECT",
+]

@@ -1,0 +1,76 @@
+"""The Plan: everything a stack deploys, decided in pure Python.
+
+Both sinks read it: the Pulumi program (infra/__main__.py) wires it into resources, and the GitOps
+export (python -m infra export) renders it into manifests/<env>/. A test proves they agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infra.config import REPO_ROOT, PoolConfig, StackConfig, load_stack
+from infra.platform import platform_objects
+from infra.sizing import Sizing
+from infra.values import CHART_NAME, release_name, release_values
+
+CHART_PATH = REPO_ROOT / "charts" / CHART_NAME
+
+
+@dataclass(frozen=True)
+class VariantRelease:
+    """One Helm release: one task variant of the model on one GPU pool."""
+
+    variant: str
+    name: str
+    namespace: str
+    pool: PoolConfig
+    values: dict[str, Any]
+    sizing: Sizing
+
+    @property
+    def chart_path(self) -> Path:
+        return CHART_PATH
+
+    @property
+    def service_name(self) -> str:
+        return self.values["fullnameOverride"]
+
+    @property
+    def served_model_name(self) -> str:
+        return self.values["model"]["servedModelName"]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.service_name}.{self.namespace}.svc:{self.values['service']['port']}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    env: str
+    config: StackConfig
+    platform: tuple[dict[str, Any], ...]
+    releases: tuple[VariantRelease, ...]
+
+    @property
+    def namespace(self) -> str:
+        return self.config.namespace
+
+    def release(self, variant: str) -> VariantRelease:
+        for r in self.releases:
+            if r.variant == variant:
+                return r
+        raise KeyError(f"variant {variant!r} is not enabled in stack {self.env}; enabled: {', '.join(r.variant for r in self.releases)}")
+
+
+def build(cfg: StackConfig) -> Plan:
+    releases = []
+    for variant in cfg.variants.values():
+        values, sizing = release_values(cfg, variant)
+        releases.append(VariantRelease(variant.name, release_name(variant), cfg.namespace, cfg.pool_of(variant), values, sizing))
+    return Plan(cfg.env, cfg, tuple(platform_objects(cfg)), tuple(releases))
+
+
+def build_for_env(env: str) -> Plan:
+    return build(load_stack(env))

@@ -1,0 +1,182 @@
+"""Platform objects of a stack, shared by every variant: namespace with Pod Security labels, the
+ServiceAccount the pods run as, NetworkPolicies, the PriorityClass, and (weights.source=pvc) the
+weights volume with the Job that fills it. Plain manifests (dicts), rendered the same by both sinks.
+
+Secrets are never among them: the Pulumi program creates Secrets from `--secret` config, and the
+GitOps export only references them by name.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from infra.accelerators import VENDORS
+from infra.catalog import VARIANTS, served_model
+from infra.config import PROJECT, StackConfig
+from infra.values import SERVICE_ACCOUNT, SERVICE_PORT, WEIGHTS_CLAIM
+
+# Address ranges the model-hub egress rule excludes: pods may reach the internet's HTTPS, not the
+# cluster's or the VPC's private services.
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16")
+SERVER_SELECTOR = {"app.kubernetes.io/part-of": PROJECT, "app.kubernetes.io/component": "embedding-server"}
+
+
+def common_labels(cfg: StackConfig) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": PROJECT,
+        "app.kubernetes.io/part-of": PROJECT,
+        "app.kubernetes.io/managed-by": "jina-embeddings-bundle",
+        f"{PROJECT}/stack": cfg.env,
+    }
+
+
+def _meta(cfg: StackConfig, name: str, component: str, namespaced: bool = True) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": {**common_labels(cfg), "app.kubernetes.io/component": component}}
+    if namespaced:
+        meta["namespace"] = cfg.namespace
+    return meta
+
+
+def namespace(cfg: StackConfig) -> dict[str, Any]:
+    meta = _meta(cfg, cfg.namespace, "namespace", namespaced=False)
+    # Pod Security admission enforces "restricted" on everything in the namespace. The GPU pods meet
+    # it: non-root, no privilege escalation, all capabilities dropped, RuntimeDefault seccomp, and
+    # only emptyDir/PVC/secret volumes (AMD device access comes from supplemental groups, allowed).
+    for mode in ("enforce", "audit", "warn"):
+        meta["labels"][f"pod-security.kubernetes.io/{mode}"] = "restricted"
+        meta["labels"][f"pod-security.kubernetes.io/{mode}-version"] = "latest"
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
+
+
+def service_account(cfg: StackConfig) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(cfg, SERVICE_ACCOUNT, "embedding-server"),
+            "automountServiceAccountToken": False}
+
+
+def priority_class(cfg: StackConfig) -> dict[str, Any] | None:
+    pc = cfg.priority_class
+    if not pc.create:
+        return None
+    return {
+        "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+        "metadata": _meta(cfg, pc.name, "scheduling", namespaced=False),
+        "value": pc.value, "globalDefault": False, "preemptionPolicy": "PreemptLowerPriority",
+        "description": "Online embedding servers: outrank batch and training work on shared GPU pools.",
+    }
+
+
+def _namespace_peer(name: str) -> dict[str, Any]:
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+
+
+def network_policies(cfg: StackConfig) -> list[dict[str, Any]]:
+    deny_all = {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": _meta(cfg, f"{PROJECT}-default-deny", "network-policy"),
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+    }
+    # Ingress to the serving port only: from the namespace itself, the configured client namespaces,
+    # the gateway, and Prometheus (which scrapes /metrics on the same port).
+    peers = [{"podSelector": {}}] + [_namespace_peer(ns) for ns in
+                                     sorted(set(cfg.network.client_namespaces) | {cfg.network.prometheus_namespace}
+                                            | ({cfg.network.gateway_namespace} if cfg.network.gateway_namespace else set()))]
+    serving = {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": _meta(cfg, f"{PROJECT}-allow-serving", "network-policy"),
+        "spec": {
+            "podSelector": {"matchLabels": dict(SERVER_SELECTOR)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": SERVICE_PORT}]}],
+        },
+    }
+    egress_rules: list[dict[str, Any]] = [{
+        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    }]
+    if not cfg.weights.offline:
+        # The model hub (huggingface.co and its CDN) over HTTPS; no other egress.
+        egress_rules.append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}],
+                             "ports": [{"protocol": "TCP", "port": 443}]})
+    egress = {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": _meta(cfg, f"{PROJECT}-allow-egress", "network-policy"),
+        "spec": {"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": PROJECT}}, "policyTypes": ["Egress"], "egress": egress_rules},
+    }
+    return [deny_all, serving, egress]
+
+
+def weights_volume(cfg: StackConfig) -> list[dict[str, Any]]:
+    """The shared weights volume and the Job that downloads every served repository into it."""
+    if cfg.weights.source != "pvc":
+        return []
+    spec: dict[str, Any] = {"accessModes": [cfg.weights.pvc_access_mode], "resources": {"requests": {"storage": cfg.weights.pvc_size}}}
+    if cfg.weights.pvc_storage_class:
+        spec["storageClassName"] = cfg.weights.pvc_storage_class
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": _meta(cfg, WEIGHTS_CLAIM, "model-weights"), "spec": spec}
+
+    repos = sorted({(m.repository, m.revision) for m in
+                    (served_model(VARIANTS[v.name], v.serving_mode, v.revision) for v in cfg.variants.values())})
+    # Config, tokenizer and safetensors files only (the base repo also holds ONNX and GGUF exports);
+    # base mode needs adapters/<task>/*, which these patterns include.
+    script = (
+        "import json, sys\n"
+        "from huggingface_hub import snapshot_download\n"
+        "for repo, revision in json.loads(sys.argv[1]):\n"
+        "    path = snapshot_download(repo_id=repo, revision=revision, allow_patterns=['*.json', '*.safetensors', '*.txt', '*.jinja', '*.model'])\n"
+        "    print(f'{repo}@{revision} -> {path}', flush=True)\n"
+    )
+    vendor = VENDORS[next(iter(cfg.pools.values())).vendor]
+    env = [{"name": "HF_HOME", "value": "/models/huggingface"}, {"name": "HOME", "value": "/tmp"},
+           {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"}]
+    mounts = [{"name": "models", "mountPath": "/models"}, {"name": "tmp", "mountPath": "/tmp"}]
+    volumes: list[dict[str, Any]] = [{"name": "models", "persistentVolumeClaim": {"claimName": WEIGHTS_CLAIM}},
+                                     {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
+    if cfg.secrets.hf_token_secret_name:
+        env.append({"name": "HF_TOKEN_PATH", "value": "/var/run/secrets/huggingface/token"})
+        mounts.append({"name": "hf-token", "mountPath": "/var/run/secrets/huggingface", "readOnly": True})
+        volumes.append({"name": "hf-token", "secret": {"secretName": cfg.secrets.hf_token_secret_name, "defaultMode": 0o440}})
+    job = {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": _meta(cfg, f"{WEIGHTS_CLAIM}-populate", "model-weights"),
+        "spec": {
+            "backoffLimit": 4,
+            "activeDeadlineSeconds": 3600,
+            "template": {
+                "metadata": {"labels": {**common_labels(cfg), "app.kubernetes.io/component": "model-weights"}},
+                "spec": {
+                    "restartPolicy": "OnFailure",
+                    "automountServiceAccountToken": False,
+                    "serviceAccountName": SERVICE_ACCOUNT,
+                    "enableServiceLinks": False,
+                    "priorityClassName": cfg.priority_class.name,
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 2000, "runAsGroup": 2000, "fsGroup": 2000,
+                                        "fsGroupChangePolicy": "OnRootMismatch", "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{
+                        "name": "download",
+                        "image": f"{vendor.image_repository}:{vendor.image_tag}",
+                        "imagePullPolicy": "IfNotPresent",
+                        "command": ["python3", "-c", script, json.dumps([list(r) for r in repos])],
+                        "env": env,
+                        "resources": {"requests": {"cpu": "1", "memory": "2Gi", "ephemeral-storage": "1Gi"},
+                                      "limits": {"cpu": "2", "memory": "2Gi", "ephemeral-storage": "1Gi"}},
+                        "securityContext": {"allowPrivilegeEscalation": False, "privileged": False, "readOnlyRootFilesystem": True,
+                                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
+                                            "seccompProfile": {"type": "RuntimeDefault"}},
+                        "volumeMounts": mounts,
+                    }],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }
+    return [claim, job]
+
+
+def platform_objects(cfg: StackConfig) -> list[dict[str, Any]]:
+    objects = [namespace(cfg), service_account(cfg)]
+    pc = priority_class(cfg)
+    if pc is not None:
+        objects.append(pc)
+    return objects + network_policies(cfg) + weights_volume(cfg)

@@ -1,0 +1,162 @@
+"""Helm values of one release (one task variant) from the stack config and the sizing.
+
+Pure: the Pulumi program and the GitOps export both call `release_values` through `infra.plan`, so
+`pulumi up` and `manifests/<env>/` install the chart with the same values.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from infra.accelerators import MIB, VENDORS
+from infra.catalog import MATRYOSHKA_DIMENSIONS, VARIANTS, served_model
+from infra.config import PROJECT, StackConfig, VariantConfig, sizing_request
+from infra.sizing import Sizing, size
+
+CHART_NAME = "jina-embeddings"
+SERVICE_PORT = 8000
+# Shared objects of the stack that every release points at (created by infra.platform).
+SERVICE_ACCOUNT = f"{PROJECT}-server"
+WEIGHTS_CLAIM = f"{PROJECT}-weights"
+
+_ROLLOUTS = {
+    # No spare GPU needed: one pod goes, then its replacement comes (research: LLMKube#192).
+    "gpu-constrained": {"maxSurge": 0, "maxUnavailable": 1},
+    # A node autoscaler can add a GPU for the surge pod; capacity never dips.
+    "surge": {"maxSurge": 1, "maxUnavailable": 0},
+}
+
+
+def release_name(variant: VariantConfig) -> str:
+    """Release (and Service) name: never `vllm`, which would inject VLLM_PORT into pods."""
+    return f"{PROJECT}-{variant.name}"
+
+
+def quantity_mib(n_bytes: int) -> str:
+    return f"{-(-n_bytes // MIB)}Mi"
+
+
+def cpu_quantity(millicores: int) -> str:
+    return f"{millicores // 1000}" if millicores % 1000 == 0 else f"{millicores}m"
+
+
+def release_values(cfg: StackConfig, variant: VariantConfig) -> tuple[dict[str, Any], Sizing]:
+    pool = cfg.pool_of(variant)
+    vendor = VENDORS[pool.vendor]
+    gpu_slice = pool.slice
+    model = served_model(VARIANTS[variant.name], variant.serving_mode, variant.revision)
+    sizing = size(sizing_request(variant, pool, cfg.weights))
+    startup_window = sizing.startup_budget_seconds
+
+
+    def resources(cpu_millicores: int) -> dict[str, str]:
+        # Memory request = limit: the pod's page cache and /dev/shm must never be reclaimed under it.
+        return {"cpu": cpu_quantity(cpu_millicores), "memory": quantity_mib(sizing.memory_bytes),
+                "ephemeral-storage": quantity_mib(sizing.ephemeral_storage_bytes)}
+
+    values: dict[str, Any] = {
+        "fullnameOverride": release_name(variant),
+        "commonLabels": {"app.kubernetes.io/part-of": PROJECT, f"{PROJECT}/stack": cfg.env},
+        "model": {
+            "variant": variant.name,
+            "servingMode": variant.serving_mode,
+            "repository": model.repository,
+            "revision": model.revision,
+            "jinaTask": model.jina_task or "",
+            "servedModelName": variant.served_model_name,
+            "maxModelLen": variant.max_model_len,
+            "dtype": "bfloat16",
+            "matryoshkaDimensions": list(MATRYOSHKA_DIMENSIONS),
+        },
+        "image": {"repository": vendor.image_repository, "tag": pool.image_tag, "digest": "", "pullPolicy": "IfNotPresent"},
+        "vllm": {
+            "port": SERVICE_PORT,
+            "gpuMemoryUtilization": sizing.gpu_memory_utilization,
+            "maxNumBatchedTokens": sizing.max_num_batched_tokens,
+            "maxNumSeqs": sizing.max_num_seqs,
+            "shutdownTimeoutSeconds": 30,
+            "extraArgs": [],
+            "apiKey": {"existingSecret": cfg.secrets.api_key_secret_name, "key": "api-key"},
+        },
+        "gpu": {"vendor": pool.vendor, "resourceName": gpu_slice.resource_name, "count": 1},
+        "resources": {"requests": resources(sizing.cpu_request_millicores), "limits": resources(sizing.cpu_limit_millicores)},
+        "sharedMemory": {"sizeLimit": quantity_mib(sizing.shm_bytes)},
+        "weights": {
+            "source": cfg.weights.source,
+            "offline": cfg.weights.offline,
+            "cacheSizeLimit": quantity_mib(max(sizing.model_cache_bytes, 256 * MIB)),
+            "existingClaim": WEIGHTS_CLAIM if cfg.weights.source == "pvc" else "",
+            "hfToken": {"existingSecret": cfg.secrets.hf_token_secret_name, "key": "token"},
+        },
+        "probes": {
+            "startup": {"path": "/health", "periodSeconds": sizing.startup_period_seconds,
+                        "failureThreshold": sizing.startup_failure_threshold, "timeoutSeconds": 5},
+            "readiness": {"path": "/health", "periodSeconds": 5, "failureThreshold": 3, "successThreshold": 1, "timeoutSeconds": 5},
+            "liveness": {"path": "/health", "periodSeconds": 15, "failureThreshold": 4, "timeoutSeconds": 10},
+        },
+        "lifecycle": {"preStopSleepSeconds": 15},
+        "terminationGracePeriodSeconds": 60,
+        "replicaCount": variant.replicas or variant.min_replicas,
+        "autoscaling": {
+            "enabled": variant.autoscaled,
+            "minReplicas": variant.min_replicas,
+            "maxReplicas": variant.max_replicas,
+            "metric": cfg.autoscaling.metric,
+            "targetCpuUtilization": cfg.autoscaling.target_cpu_utilization,
+            "targetWaitingPerPod": cfg.autoscaling.target_waiting_per_pod,
+            "keda": {"serverAddress": cfg.autoscaling.keda_prometheus_address, "pollingInterval": 15, "cooldownPeriod": 300},
+            "behavior": {
+                "scaleUp": {"stabilizationWindowSeconds": 30, "podsPerPeriod": 2, "periodSeconds": 60},
+                "scaleDown": {"stabilizationWindowSeconds": 600, "podsPerPeriod": 1, "periodSeconds": 180},
+            },
+        },
+        # A rollout may take two start-ups back to back before it is reported stuck.
+        "rollout": {**_ROLLOUTS[cfg.rollout], "progressDeadlineSeconds": max(600, 2 * startup_window + 300)},
+        "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1},
+        "nodeSelector": pool.full_node_selector,
+        "tolerations": [t.manifest() for t in pool.full_tolerations],
+        "topologySpread": {"enabled": True, "zoneKey": "topology.kubernetes.io/zone", "hostKey": "kubernetes.io/hostname"},
+        "priorityClassName": cfg.priority_class.name,
+        "podSecurityContext": {"runAsUser": 2000, "runAsGroup": 2000, "fsGroup": 2000,
+                               "supplementalGroups": list(pool.supplemental_groups)},
+        "securityContext": {"readOnlyRootFilesystem": True},
+        "serviceAccount": {"create": False, "name": SERVICE_ACCOUNT},
+        "service": {"type": "ClusterIP", "port": SERVICE_PORT},
+        "serviceMonitor": {"enabled": cfg.monitoring.service_monitor, "interval": "30s", "scrapeTimeout": "10s", "labels": {}},
+        "podLabels": {},
+        "podAnnotations": {},
+    }
+    return values, sizing
+
+
+def vllm_args(values: dict[str, Any]) -> list[str]:
+    """The `vllm serve` arguments the chart renders from these values (templates/deployment.yaml).
+
+    `python -m infra plan` prints them; tests/chart asserts the rendered Deployment carries exactly
+    these, so this function and the template cannot drift apart.
+    """
+    m, v = values["model"], values["vllm"]
+    overrides: dict[str, Any] = {"matryoshka_dimensions": m["matryoshkaDimensions"]}
+    if m["servingMode"] == "base":
+        overrides["jina_task"] = m["jinaTask"]
+    return [
+        m["repository"],
+        f"--revision={m['revision']}",
+        f"--tokenizer-revision={m['revision']}",
+        f"--served-model-name={m['servedModelName']}",
+        "--runner=pooling",
+        "--trust-remote-code",
+        f"--dtype={m['dtype']}",
+        f"--max-model-len={m['maxModelLen']}",
+        f"--gpu-memory-utilization={v['gpuMemoryUtilization']}",
+        f"--max-num-batched-tokens={v['maxNumBatchedTokens']}",
+        f"--max-num-seqs={v['maxNumSeqs']}",
+        '--pooler-config={"use_activation":true}',
+        "--hf-overrides=" + json.dumps(overrides, separators=(",", ":"), sort_keys=True),
+        "--host=0.0.0.0",
+        f"--port={v['port']}",
+        f"--shutdown-timeout={v['shutdownTimeoutSeconds']}",
+        "--disable-access-log-for-endpoints=/health,/metrics,/ping",
+        *v["extraArgs"],
+    ]

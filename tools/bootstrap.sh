@@ -1,0 +1,399 @@
+#!/usr/bin/env bash
+# Build the bundle's pinned toolchain from the Go module proxy (and one Debian .deb) into a cache
+# OUTSIDE the repo. See tools/README.md.
+#
+#   tools/bootstrap.sh [--force] [component ...]   build (default: all), skipping what is cached
+#   tools/bootstrap.sh --print-dir                  print the cache dir and exit
+#   tools/bootstrap.sh --list                       list the components in build order
+#
+# Components (build order): helm promtool kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes
+# A component is skipped when its cached binary reports the pinned version (its real --version output).
+# --force (or BUNDLE_TOOLS_FORCE=1) rebuilds the named components regardless.
+set -euo pipefail
+
+TOOLS_SRC_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=tools/versions.env
+source "$TOOLS_SRC_DIR/versions.env"
+
+DIR="${BUNDLE_TOOLS_DIR:-$HOME/.cache/jina-embeddings-bundle/tools}"
+ALL_COMPONENTS=(helm promtool kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes)
+
+FORCE="${BUNDLE_TOOLS_FORCE:-0}"
+COMPONENTS=()
+for a in "$@"; do
+  case "$a" in
+    --print-dir) echo "$DIR"; exit 0 ;;
+    --list) printf '%s\n' "${ALL_COMPONENTS[@]}"; exit 0 ;;
+    --force) FORCE=1 ;;
+    -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "bootstrap.sh: unknown option $a" >&2; exit 2 ;;
+    *)
+      ok=0; for c in "${ALL_COMPONENTS[@]}"; do [ "$c" = "$a" ] && ok=1; done
+      [ "$ok" = 1 ] || { echo "bootstrap.sh: unknown component '$a' (try --list)" >&2; exit 2; }
+      COMPONENTS+=("$a") ;;
+  esac
+done
+[ "${#COMPONENTS[@]}" -gt 0 ] || COMPONENTS=("${ALL_COMPONENTS[@]}")
+
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+# keep the repo's own GOFLAGS etc. out of the wrappers; module/build caches are the machine's defaults
+# (GOMODCACHE / GOCACHE may be overridden by the caller, e.g. to share them in CI).
+GOMODCACHE="$(go env GOMODCACHE)"; export GOMODCACHE
+BUILD=(go build -p 2 -trimpath)
+
+mkdir -p "$DIR/bin" "$DIR/src"
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+die() { printf '[bootstrap] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# modjson MODULE@VER FIELD -> prints a field of `go mod download -json`
+modjson() {
+  go mod download -json "$1" | python3 -c 'import sys,json; d=json.load(sys.stdin); print(d.get(sys.argv[1]) or (d.get("Origin") or {}).get(sys.argv[1], ""))' "$2"
+}
+
+# link NAME TARGET : stable symlink $DIR/bin/NAME -> TARGET (relative, atomic replace)
+link() {
+  local name=$1 target=$2
+  [ -e "$target" ] || die "link target missing: $target"
+  ln -sfn "../${target#"$DIR"/}" "$DIR/bin/.$name.tmp"
+  mv -Tf "$DIR/bin/.$name.tmp" "$DIR/bin/$name"
+}
+
+# ver_ok OUTPUT PATTERN... : true when the version OUTPUT contains every PATTERN
+ver_ok() {
+  local out=$1; shift
+  for p in "$@"; do grep -qF -- "$p" <<<"$out" || return 1; done
+}
+
+# wrapper SRC_SUBDIR : fresh-ish wrapper module dir under $DIR/src (kept between runs for speed)
+wrapper() {
+  local d="$DIR/src/$1"
+  mkdir -p "$d"
+  echo "$d"
+}
+
+# ---------------------------------------------------------------------------------------------
+# helm
+helm_prefix="$DIR/helm-$HELM_VERSION"
+helm_check() {
+  [ -x "$helm_prefix/bin/helm" ] || return 1
+  ver_ok "$("$helm_prefix/bin/helm" version --short 2>/dev/null || true)" "$HELM_VERSION"
+}
+helm_build() {
+  local d; d=$(wrapper "helm-$HELM_VERSION")
+  (
+    cd "$d"
+    GOBIN="$helm_prefix/bin" go install -p 2 -trimpath -ldflags "-s -w \
+      -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION \
+      -X helm.sh/helm/v4/internal/version.gitTreeState=clean" \
+      "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+  )
+}
+helm_link() { link helm "$helm_prefix/bin/helm"; }
+
+# ---------------------------------------------------------------------------------------------
+# promtool, out of Debian's prometheus .deb (never installed as a service)
+promtool_ver=${PROMETHEUS_DEB_VERSION%%+*}
+promtool_prefix="$DIR/promtool-$promtool_ver"
+promtool_check() {
+  [ -x "$promtool_prefix/bin/promtool" ] || return 1
+  ver_ok "$("$promtool_prefix/bin/promtool" --version 2>&1 || true)" "promtool, version $promtool_ver"
+}
+promtool_build() {
+  local d; d=$(wrapper "promtool-$promtool_ver")
+  rm -rf "$d"/*.deb "$d/x"
+  ( cd "$d" && { apt-get download "prometheus=$PROMETHEUS_DEB_VERSION" \
+        || { apt-get update -qq && apt-get download "prometheus=$PROMETHEUS_DEB_VERSION"; }; } )
+  dpkg -x "$d"/prometheus_*.deb "$d/x"
+  mkdir -p "$promtool_prefix/bin"
+  install -m 0755 "$d/x/usr/bin/promtool" "$promtool_prefix/bin/promtool.tmp"
+  mv -f "$promtool_prefix/bin/promtool.tmp" "$promtool_prefix/bin/promtool"
+  rm -rf "$d/x" "$d"/*.deb
+}
+promtool_link() { link promtool "$promtool_prefix/bin/promtool"; }
+
+# ---------------------------------------------------------------------------------------------
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (one wrapper, one `go build`)
+k8s_prefix="$DIR/kubernetes-$KUBERNETES_VERSION"
+K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+kubernetes_check() {
+  local c
+  for c in kube-apiserver kube-controller-manager kube-scheduler; do
+    [ -x "$k8s_prefix/bin/$c" ] || return 1
+    ver_ok "$("$k8s_prefix/bin/$c" --version 2>&1 || true)" "Kubernetes $KUBERNETES_VERSION" || return 1
+  done
+  [ -x "$k8s_prefix/bin/kubectl" ] || return 1
+  ver_ok "$("$k8s_prefix/bin/kubectl" version --client 2>&1 || true)" "Client Version: $KUBERNETES_VERSION"
+}
+kubernetes_build() {
+  local d gomod m minor ld p c pkgs=()
+  d=$(wrapper "kubernetes-$KUBERNETES_VERSION")
+  minor=$(cut -d. -f2 <<<"${KUBERNETES_VERSION#v}")
+  gomod=$(modjson "k8s.io/kubernetes@$KUBERNETES_VERSION" GoMod)
+  (
+    cd "$d"
+    rm -f go.mod go.sum
+    go mod init local.invalid/k8sbins >/dev/null 2>&1
+    go mod edit -go=1.26
+    # one replace per staging module, read from the served go.mod (k8s.io/X => ./staging/src/k8s.io/X)
+    for m in $(sed -n 's#^[[:space:]]*\(k8s\.io/[A-Za-z0-9._-]*\)[[:space:]]*=>[[:space:]]*\./staging/.*#\1#p' "$gomod"); do
+      go mod edit -replace="$m=$m@$KUBERNETES_STAGING_VERSION"
+    done
+    go mod edit -require="k8s.io/kubernetes@$KUBERNETES_VERSION"
+    { echo '//go:build tools'; echo 'package tools'; echo 'import ('
+      for c in "${K8S_CMDS[@]}"; do echo "	_ \"k8s.io/kubernetes/cmd/$c\""; done; echo ')'; } > tools.go
+    go mod tidy
+    ld="-s -w"
+    for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      ld="$ld -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+      ld="$ld -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+    done
+    for c in "${K8S_CMDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+    mkdir -p "$k8s_prefix/bin"
+    "${BUILD[@]}" -ldflags "$ld" -o "$k8s_prefix/bin/" "${pkgs[@]}"
+  )
+}
+kubernetes_link() { local c; for c in "${K8S_CMDS[@]}"; do link "$c" "$k8s_prefix/bin/$c"; done; }
+
+# ---------------------------------------------------------------------------------------------
+# etcd (wrapper: server/v3 has local replaces, and its module root is package main)
+etcd_prefix="$DIR/etcd-$ETCD_VERSION"
+etcd_check() {
+  [ -x "$etcd_prefix/bin/etcd" ] || return 1
+  ver_ok "$("$etcd_prefix/bin/etcd" --version 2>&1 || true)" "etcd Version: ${ETCD_VERSION#v}"
+}
+etcd_build() {
+  local d; d=$(wrapper "etcd-$ETCD_VERSION")
+  (
+    cd "$d"
+    rm -f go.mod go.sum
+    go mod init local.invalid/etcdbin >/dev/null 2>&1
+    go mod edit -go=1.26 -require="go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+    printf '//go:build tools\npackage tools\nimport _ "go.etcd.io/etcd/server/v3"\n' > tools.go
+    go mod tidy
+    mkdir -p "$etcd_prefix/bin"
+    "${BUILD[@]}" -ldflags "-s -w" -o "$etcd_prefix/bin/etcd" go.etcd.io/etcd/server/v3
+  )
+}
+etcd_link() { link etcd "$etcd_prefix/bin/etcd"; }
+
+# ---------------------------------------------------------------------------------------------
+# kwok + kwokctl (no replace directives: plain go install)
+kwok_prefix="$DIR/kwok-$KWOK_VERSION"
+kwok_check() {
+  local c
+  for c in kwok kwokctl; do
+    [ -x "$kwok_prefix/bin/$c" ] || return 1
+    ver_ok "$("$kwok_prefix/bin/$c" --version 2>&1 || true)" "${KWOK_VERSION#v}" || return 1
+  done
+}
+kwok_build() {
+  local d; d=$(wrapper "kwok-$KWOK_VERSION")
+  ( cd "$d" && GOBIN="$kwok_prefix/bin" go install -p 2 -trimpath -ldflags "-s -w \
+      -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v} \
+      -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBERNETES_VERSION#v}" \
+      "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION" )
+}
+kwok_link() { link kwok "$kwok_prefix/bin/kwok"; link kwokctl "$kwok_prefix/bin/kwokctl"; }
+
+# ---------------------------------------------------------------------------------------------
+# metrics-server (plain go install) + a copy of its kustomize manifests/base for kwokctl
+ms_prefix="$DIR/metrics-server-$METRICS_SERVER_VERSION"
+metrics_server_check() {
+  [ -x "$ms_prefix/bin/metrics-server" ] && [ -f "$ms_prefix/manifests/base/kustomization.yaml" ] || return 1
+  ver_ok "$("$ms_prefix/bin/metrics-server" --version 2>&1 || true)" "$METRICS_SERVER_VERSION"
+}
+metrics_server_build() {
+  local d src; d=$(wrapper "metrics-server-$METRICS_SERVER_VERSION")
+  ( cd "$d" && GOBIN="$ms_prefix/bin" go install -p 2 -trimpath -ldflags "-s -w \
+      -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION \
+      -X k8s.io/client-go/pkg/version.gitTreeState=clean \
+      -X k8s.io/client-go/pkg/version.buildDate=1970-01-01T00:00:00Z" \
+      "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION" )
+  src=$(modjson "sigs.k8s.io/metrics-server@$METRICS_SERVER_VERSION" Dir)
+  rm -rf "$ms_prefix/manifests"; mkdir -p "$ms_prefix/manifests"
+  cp -r "$src/manifests/base" "$ms_prefix/manifests/base"; chmod -R u+w "$ms_prefix/manifests"
+}
+metrics_server_link() {
+  link metrics-server "$ms_prefix/bin/metrics-server"
+  ln -sfn "${ms_prefix#"$DIR"/}/manifests/base" "$DIR/metrics-server-manifests"
+}
+
+# ---------------------------------------------------------------------------------------------
+# CRD sources for tests (copied out of the module cache; never into the repo)
+CRD_DIR="$DIR/crds"
+crds_list() {  # name module version subdir file... ('*' = every yaml in subdir)
+  echo "prometheus-operator $PROMETHEUS_OPERATOR_MODULE $PROMETHEUS_OPERATOR_VERSION example/prometheus-operator-crd" \
+       "monitoring.coreos.com_servicemonitors.yaml monitoring.coreos.com_prometheusrules.yaml monitoring.coreos.com_podmonitors.yaml"
+  echo "keda $KEDA_MODULE $KEDA_VERSION config/crd/bases keda.sh_scaledobjects.yaml keda.sh_triggerauthentications.yaml"
+  echo "gateway-api $GATEWAY_API_MODULE $GATEWAY_API_VERSION config/crd/standard *"
+}
+crds_check() {
+  local name mod ver sub files f
+  while read -r name mod ver sub files; do
+    [ -f "$CRD_DIR/$name-$ver/.complete" ] || return 1
+    for f in $files; do [ "$f" = '*' ] || [ -s "$CRD_DIR/$name-$ver/$f" ] || return 1; done
+  done < <(crds_list)
+}
+crds_build() {
+  local name mod ver sub files f src dst
+  while read -r name mod ver sub files; do
+    src=$(modjson "$mod@$ver" Dir); [ -d "$src/$sub" ] || die "crds: $mod@$ver has no $sub"
+    dst="$CRD_DIR/$name-$ver"; rm -rf "$dst.tmp"; mkdir -p "$dst.tmp"
+    if [ "$files" = '*' ]; then cp "$src/$sub"/*.yaml "$dst.tmp/"
+    else for f in $files; do cp "$src/$sub/$f" "$dst.tmp/"; done; fi
+    echo "$mod@$ver $sub" > "$dst.tmp/.complete"
+    chmod -R u+w "$dst.tmp"; rm -rf "$dst"; mv "$dst.tmp" "$dst"
+  done < <(crds_list)
+}
+crds_link() {
+  local name mod ver sub files
+  while read -r name mod ver sub files; do ln -sfn "$name-$ver" "$CRD_DIR/$name"; done < <(crds_list)
+}
+
+# ---------------------------------------------------------------------------------------------
+# Pulumi CLI (+ Python language host, when the proxy serves its module)
+pulumi_prefix="$DIR/pulumi-$PULUMI_VERSION"
+LH_MOD=github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3
+pulumi_check() {
+  [ -x "$pulumi_prefix/bin/pulumi" ] || return 1
+  ver_ok "$("$pulumi_prefix/bin/pulumi" version 2>&1 || true)" "$PULUMI_VERSION" || return 1
+  # the language host is optional (see README); if it was built it must be complete
+  if [ -e "$pulumi_prefix/bin/pulumi-language-python" ]; then
+    [ -f "$pulumi_prefix/bin/pulumi-language-python-exec" ] || return 1
+  fi
+}
+# non-local replaces (module => module version) of a go.mod file, as -replace arguments
+mod_replaces() {
+  python3 - "$1" <<'PY'
+import re, sys
+txt = open(sys.argv[1]).read()
+lines = []
+for block in re.findall(r"^replace\s*\((.*?)^\)", txt, re.S | re.M):
+    lines += block.splitlines()
+lines += re.findall(r"^replace\s+([^(\s].*)$", txt, re.M)
+for line in lines:
+    line = line.split("//")[0].strip()
+    m = re.match(r"^(\S+)(?:\s+(v\S+))?\s*=>\s*([^.\s/]\S*)\s+(v\S+)$", line)
+    if m:
+        old = m.group(1) + ("@" + m.group(2) if m.group(2) else "")
+        print(f"-replace={old}={m.group(3)}@{m.group(4)}")
+PY
+}
+pulumi_build() {
+  local d lh=0 ld
+  d=$(wrapper "pulumi-$PULUMI_VERSION")
+  (
+    cd "$d"
+    rm -f go.mod go.sum
+    go mod init local.invalid/pulumibins >/dev/null 2>&1
+    go mod edit -go=1.26
+    # copy the non-local replaces of the served pkg/sdk go.mod files (x/text pin, clipboard fork)
+    # shellcheck disable=SC2046
+    go mod edit $(mod_replaces "$(modjson "github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION" GoMod)") \
+                $(mod_replaces "$(modjson "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION" GoMod)")
+    go mod edit -require="github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION" -require="github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION"
+    if [ -n "${PULUMI_LANGUAGE_PYTHON_VERSION:-}" ] && go mod download "$LH_MOD@$PULUMI_LANGUAGE_PYTHON_VERSION"; then
+      lh=1; go mod edit -require="$LH_MOD@$PULUMI_LANGUAGE_PYTHON_VERSION"
+    else
+      log "pulumi: $LH_MOD${PULUMI_LANGUAGE_PYTHON_VERSION:+@$PULUMI_LANGUAGE_PYTHON_VERSION} is not served by the Go proxy;" \
+          "building the CLI only (Python programs run through the Automation API, see README)"
+    fi
+    { echo '//go:build tools'; echo 'package tools'; echo 'import _ "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"'
+      [ "$lh" = 1 ] && echo "import _ \"$LH_MOD\""; } > tools.go
+    go mod tidy
+    ld="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION"
+    mkdir -p "$pulumi_prefix/bin"
+    "${BUILD[@]}" -tags osusergo,grpcnotrace -ldflags "$ld" -o "$pulumi_prefix/bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+    if [ "$lh" = 1 ]; then
+      "${BUILD[@]}" -tags osusergo,grpcnotrace -ldflags "$ld" -o "$pulumi_prefix/bin/pulumi-language-python" "$LH_MOD"
+      install -m 0755 "$(modjson "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION" Dir)/python/cmd/pulumi-language-python-exec" \
+        "$pulumi_prefix/bin/pulumi-language-python-exec"
+    else
+      rm -f "$pulumi_prefix/bin/pulumi-language-python" "$pulumi_prefix/bin/pulumi-language-python-exec"
+    fi
+  )
+}
+pulumi_link() {
+  local c
+  for c in pulumi pulumi-language-python pulumi-language-python-exec; do
+    if [ -e "$pulumi_prefix/bin/$c" ]; then link "$c" "$pulumi_prefix/bin/$c"; else rm -f "$DIR/bin/$c"; fi
+  done
+}
+
+# ---------------------------------------------------------------------------------------------
+# pulumi-resource-kubernetes (wrapper; main.go copied, its two go:embed files regenerated by upstream generate.go)
+prk_prefix="$DIR/pulumi-resource-kubernetes-v$PULUMI_KUBERNETES_VERSION"
+PULUMI_HOME_DIR="$DIR/pulumi-home"
+prk_schema_version() {  # the version the provider itself reports, through its GetSchema RPC
+  [ -x "$pulumi_prefix/bin/pulumi" ] || return 1
+  PULUMI_HOME="$PULUMI_HOME_DIR" PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true \
+    "$pulumi_prefix/bin/pulumi" package get-schema "$1" 2>/dev/null \
+    | python3 -c 'import sys,json; print(json.load(sys.stdin).get("version",""))'
+}
+pulumi_kubernetes_check() {
+  [ -x "$prk_prefix/bin/pulumi-resource-kubernetes" ] || return 1
+  [ "$(prk_schema_version "$prk_prefix/bin/pulumi-resource-kubernetes" || true)" = "$PULUMI_KUBERNETES_VERSION" ]
+}
+pulumi_kubernetes_build() {
+  local d src mod=github.com/pulumi/pulumi-kubernetes/provider/v4
+  d=$(wrapper "pulumi-resource-kubernetes-v$PULUMI_KUBERNETES_VERSION")
+  (
+    cd "$d"
+    rm -rf go.mod go.sum cmd gen
+    go mod init local.invalid/prk >/dev/null 2>&1
+    go mod edit -go=1.26 -require="$mod@$PULUMI_KUBERNETES_MODULE_VERSION"
+    src="$(modjson "$mod@$PULUMI_KUBERNETES_MODULE_VERSION" Dir)/cmd/pulumi-resource-kubernetes"
+    mkdir -p cmd/pulumi-resource-kubernetes gen
+    install -m 0644 "$src/main.go" cmd/pulumi-resource-kubernetes/main.go
+    install -m 0644 "$src/generate.go" "$src/schema.json" "$src/terraform-mapping.json" gen/
+    # put the generator's import in the module graph, then run it as upstream's `go generate` does
+    printf '//go:build tools\npackage tools\nimport _ "github.com/pulumi/pulumi/pkg/v3/codegen/schema"\n' > gen/tools.go
+    go mod tidy
+    ( cd gen && VERSION="$PULUMI_KUBERNETES_VERSION" go run -p 2 -trimpath ./generate.go )
+    mv gen/schema-embed.json gen/terraform-mapping-embed.json cmd/pulumi-resource-kubernetes/
+    mkdir -p "$prk_prefix/bin"
+    "${BUILD[@]}" -ldflags "-s -w -X $mod/pkg/version.Version=$PULUMI_KUBERNETES_VERSION" \
+      -o "$prk_prefix/bin/pulumi-resource-kubernetes" ./cmd/pulumi-resource-kubernetes
+  )
+}
+pulumi_kubernetes_link() {
+  link pulumi-resource-kubernetes "$prk_prefix/bin/pulumi-resource-kubernetes"
+  # also register it in the plugin cache, for callers that set PULUMI_IGNORE_AMBIENT_PLUGINS
+  local p="$PULUMI_HOME_DIR/plugins/resource-kubernetes-v$PULUMI_KUBERNETES_VERSION"
+  if [ -x "$DIR/bin/pulumi" ] && ! cmp -s "$p/pulumi-resource-kubernetes" "$prk_prefix/bin/pulumi-resource-kubernetes"; then
+    PULUMI_HOME="$PULUMI_HOME_DIR" PULUMI_SKIP_UPDATE_CHECK=true "$DIR/bin/pulumi" plugin install resource kubernetes \
+      "$PULUMI_KUBERNETES_VERSION" --file "$prk_prefix/bin/pulumi-resource-kubernetes" --reinstall >&2
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+run_component() {
+  local c=$1 fn=${1//-/_} t0 t1 status
+  t0=$(date +%s)
+  if [ "$FORCE" != 1 ] && "${fn}_check"; then
+    status=cached
+  else
+    log "$c: building ..."
+    "${fn}_build" || die "$c: build failed"
+    "${fn}_check" || die "$c: built, but the version check still fails"
+    status=built
+  fi
+  "${fn}_link"
+  t1=$(date +%s)
+  printf '[bootstrap] %-18s %-6s %5ss\n' "$c" "$status" "$((t1 - t0))" >&2
+  SUMMARY+=("$(printf '%-18s %-6s %5ss' "$c" "$status" "$((t1 - t0))")")
+}
+
+SUMMARY=()
+T0=$(date +%s)
+for c in "${ALL_COMPONENTS[@]}"; do
+  for want in "${COMPONENTS[@]}"; do
+    [ "$c" = "$want" ] && run_component "$c"
+  done
+done
+T1=$(date +%s)
+{
+  echo "[bootstrap] summary (cache: $DIR)"
+  for s in "${SUMMARY[@]}"; do echo "[bootstrap]   $s"; done
+  echo "[bootstrap]   total              $((T1 - T0))s"
+} >&2

@@ -1,0 +1,32 @@
+# Source me:  source tools/env.sh
+# Puts the pinned, cached toolchain (built by tools/bootstrap.sh) first on PATH and sets the
+# environment the bundle's tests and scripts expect. Safe to source more than once; sets no shell options.
+
+_bundle_tools_src="$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")" && pwd)"
+# shellcheck source=tools/versions.env
+. "$_bundle_tools_src/versions.env"
+
+export BUNDLE_TOOLS_DIR="${BUNDLE_TOOLS_DIR:-$HOME/.cache/jina-embeddings-bundle/tools}"
+case ":$PATH:" in
+  *":$BUNDLE_TOOLS_DIR/bin:"*) ;;
+  *) export PATH="$BUNDLE_TOOLS_DIR/bin:$PATH" ;;
+esac
+
+# local kwok cluster (tools/cluster.sh)
+export BUNDLE_CLUSTER_NAME="${BUNDLE_CLUSTER_NAME:-jina-local}"
+export KWOK_WORKDIR="${KWOK_WORKDIR:-$BUNDLE_TOOLS_DIR/kwok}"
+export KUBECONFIG="${BUNDLE_KUBECONFIG:-$BUNDLE_TOOLS_DIR/kubeconfig-$BUNDLE_CLUSTER_NAME}"
+
+# Pulumi: no update checks, no plugin downloads, local state, local plugins only
+export PULUMI_HOME="${PULUMI_HOME:-$BUNDLE_TOOLS_DIR/pulumi-home}"
+export PULUMI_SKIP_UPDATE_CHECK=true
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-local-test-only}"
+export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$BUNDLE_TOOLS_DIR/pulumi-state}"
+mkdir -p "$BUNDLE_TOOLS_DIR/pulumi-state" 2>/dev/null || true
+
+# CRD sources for tests (copied out of the Go module cache by `bootstrap.sh crds`)
+export BUNDLE_CRDS_DIR="$BUNDLE_TOOLS_DIR/crds"
+export BUNDLE_METRICS_SERVER_MANIFESTS="$BUNDLE_TOOLS_DIR/metrics-server-manifests"
+
+unset _bundle_tools_src
