@@ -7,6 +7,7 @@ wrong (stale export, failed smoke test, ...), 2 bad input (unknown stack, invali
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from typing import Any, Callable
@@ -86,17 +87,27 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _add_env(parser: argparse.ArgumentParser) -> None:
+def add_env_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", required=True, help=f"stack name (Pulumi.<env>.yaml): {', '.join(stack_names())}")
+
+
+def register_plan(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan", help="print what a stack deploys: pools, resources, vLLM args, probe budgets")
+    add_env_argument(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_plan)
+
+
+# Modules that add a subcommand: each has `register(subparsers)` and sets `func` on its parser.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m infra", description="jina-embeddings-v5 on vLLM: plan, export and operate.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("plan", help="print what a stack deploys: pools, resources, vLLM args, probe budgets")
-    _add_env(p)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_plan)
+    register_plan(sub)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return parser
 
 
