@@ -10,10 +10,11 @@ import argparse
 import importlib
 import json
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 from infra.accelerators import GIB
-from infra.config import ConfigError, stack_names
+from infra.config import REPO_ROOT, ConfigError, stack_names
 from infra.plan import Plan, VariantRelease, build_for_env
 from infra.values import vllm_args
 
@@ -79,7 +80,7 @@ def _print_plan(plan: Plan) -> None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    plan = build_for_env(args.env)
+    plan = build_for_env(args.env, args.stack_dir)
     if args.json:
         print(json.dumps(plan_summary(plan), indent=2, sort_keys=True))
     else:
@@ -89,6 +90,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def add_env_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", required=True, help=f"stack name (Pulumi.<env>.yaml): {', '.join(stack_names())}")
+    parser.add_argument("--stack-dir", type=Path, default=REPO_ROOT, metavar="DIR",
+                        help="directory holding Pulumi.<env>.yaml (default: the repository), e.g. to check a stack file before committing it")
 
 
 def register_plan(sub: argparse._SubParsersAction) -> None:

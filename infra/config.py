@@ -12,6 +12,7 @@ only needs to know that a secret was given, never its plaintext.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,7 +218,7 @@ class ConfigError(ValueError):
 
 
 def _set_fix(path: str, example: Any) -> str:
-    shown = example if isinstance(example, str) else yaml.safe_dump(example, default_flow_style=True).strip()
+    shown = example if isinstance(example, str) else json.dumps(example)
     return f"pulumi config set --path '{PROJECT}:{path}' {shown}"
 
 
@@ -555,7 +556,12 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
         try:
             size(sizing_request(variant, pool, weights))
         except SliceTooSmall as exc:
-            r.problem(f"variants.{variant.name}.pool", variant.pool, str(exc), _set_fix(f"variants.{variant.name}.maxModelLen", 8192))
+            if exc.fitting_max_model_len:
+                fix = (f"{_set_fix(f'variants.{variant.name}.maxNumBatchedTokens', exc.fitting_batched_tokens)} && "
+                       f"{_set_fix(f'variants.{variant.name}.maxModelLen', exc.fitting_max_model_len)}   # or a larger slice")
+            else:
+                fix = _set_fix(f"variants.{variant.name}.pool", "<a pool with a larger slice>")
+            r.problem(f"variants.{variant.name}.pool", variant.pool, str(exc), fix)
     for pool in pools.values():
         demand = sum(v.min_replicas for v in variants.values() if v.pool == pool.name)
         if demand > pool.capacity_slices:

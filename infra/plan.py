@@ -72,5 +72,6 @@ def build(cfg: StackConfig) -> Plan:
     return Plan(cfg.env, cfg, tuple(platform_objects(cfg)), tuple(releases))
 
 
-def build_for_env(env: str) -> Plan:
-    return build(load_stack(env))
+def build_for_env(env: str, root: Path = REPO_ROOT) -> Plan:
+    """The plan of Pulumi.<env>.yaml in `root` (the repository by default)."""
+    return build(load_stack(env, root))

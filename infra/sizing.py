@@ -71,7 +71,16 @@ MIN_NUM_SEQS = 16
 
 
 class SliceTooSmall(ValueError):
-    """The model cannot run on the slice; the message carries the numbers and the fix."""
+    """The model cannot run on the slice; the message carries the numbers and the fix.
+
+    `fitting_max_model_len` is the longest context that fits with the smallest batched-token budget
+    (`fitting_batched_tokens`), or 0 when not even that fits.
+    """
+
+    def __init__(self, message: str, fitting_max_model_len: int, fitting_batched_tokens: int):
+        super().__init__(message)
+        self.fitting_max_model_len = fitting_max_model_len
+        self.fitting_batched_tokens = fitting_batched_tokens
 
 
 @dataclass(frozen=True)
@@ -80,13 +89,14 @@ class SizingRequest:
     max_model_len: int
     download_bytes: int
     weights_on_volume: bool  # True: a pre-populated PVC, nothing is downloaded at start
-    download_bytes_per_second: float = CONSTANTS.default_download_bytes_per_second
+    download_bytes_per_second: float | None = None  # None: the constants' default hub rate
     max_num_batched_tokens: int | None = None  # None: chosen from the slice
 
 
 @dataclass(frozen=True)
 class Sizing:
     request: SizingRequest
+    constants: SizingConstants
     # GPU memory, bytes
     usable_bytes: int
     weights_bytes: int
@@ -113,8 +123,8 @@ class Sizing:
     startup_failure_threshold: int
 
     def explain(self) -> list[str]:
-        r, c = self.request, CONSTANTS
-        download_s = 0 if r.weights_on_volume else r.download_bytes / r.download_bytes_per_second
+        r, c = self.request, self.constants
+        download_s = 0 if r.weights_on_volume else r.download_bytes / (r.download_bytes_per_second or c.default_download_bytes_per_second)
         return [
             f"slice: {r.slice.description}; budget {_gib(r.slice.memory_budget_bytes)} of "
             f"{_gib(r.slice.visible_memory_bytes)} visible; usable x{1 - c.utilization_headroom:.2f} = {_gib(self.usable_bytes)}",
@@ -165,14 +175,18 @@ def size(req: SizingRequest, c: SizingConstants = CONSTANTS) -> Sizing:
     kv_required = kv_tokens_needed * SHAPE.kv_bytes_per_token
     fixed = c.weights_bytes + c.runtime_overhead_bytes + activations
     if fixed + kv_required > usable:
-        fits = max_model_len_that_fits(s, batched, c)
+        # What would fit: the smallest batch budget, and the longest context its KV leaves room for
+        # (never below the kv_batches x batch floor the sizing keeps).
+        fits = max_model_len_that_fits(s, MIN_BATCHED_TOKENS, c)
+        fits = (fits // 256) * 256 if fits >= max(512, c.kv_batches * MIN_BATCHED_TOKENS) else 0
         raise SliceTooSmall(
             f"{s.description} ({s.resource_name}) cannot hold the model: usable {_gib(usable)} "
             f"({_gib(s.memory_budget_bytes)} x {1 - c.utilization_headroom:.2f}) < weights {_gib(c.weights_bytes)} "
             f"+ runtime {_gib(c.runtime_overhead_bytes)} + activations {_gib(activations)} ({batched} batched tokens) "
             f"+ KV {_gib(kv_required)} ({kv_tokens_needed} tokens) = {_gib(fixed + kv_required)}. "
-            + (f"Lower maxModelLen to at most {fits} or maxNumBatchedTokens, or use a larger slice."
-               if fits >= 512 else "Use a larger slice.")
+            + (f"It fits with maxNumBatchedTokens {MIN_BATCHED_TOKENS} and maxModelLen <= {fits}, or on a larger slice."
+               if fits else "Use a larger slice."),
+            fits, MIN_BATCHED_TOKENS,
         )
     # --gpu-memory-utilization is a fraction of the memory the process sees: on a time-sliced GPU
     # that is the whole GPU, so the fraction is this pod's share, not 0.92.
@@ -186,11 +200,12 @@ def size(req: SizingRequest, c: SizingConstants = CONSTANTS) -> Sizing:
     model_cache = 0 if req.weights_on_volume else _round_up(req.download_bytes * 1.2, 256 * MIB)
     ephemeral = _round_up(model_cache + c.compile_cache_bytes + 512 * MIB, 256 * MIB)
 
-    download_s = 0.0 if req.weights_on_volume else req.download_bytes / req.download_bytes_per_second
+    download_s = 0.0 if req.weights_on_volume else req.download_bytes / (req.download_bytes_per_second or c.default_download_bytes_per_second)
     estimate = math.ceil(download_s + c.weights_bytes / c.weight_load_bytes_per_second + c.cold_start_seconds)
     budget = _round_up(estimate * c.startup_safety_factor, c.startup_probe_period_seconds)
     return Sizing(
         request=req,
+        constants=c,
         usable_bytes=usable,
         weights_bytes=c.weights_bytes,
         runtime_overhead_bytes=c.runtime_overhead_bytes,

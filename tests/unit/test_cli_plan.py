@@ -1,0 +1,54 @@
+"""`python -m infra plan`: what an engineer reads before `pulumi up`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from infra.config import REPO_ROOT, stack_names
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "infra", *args], cwd=REPO_ROOT, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("env", stack_names())
+def test_plan_json_lists_every_variant_with_its_placement_and_budgets(env, stack_plans):
+    proc = run_cli("plan", "--env", env, "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    plan = stack_plans[env]
+    assert set(summary["variants"]) == {r.variant for r in plan.releases}
+    for release in plan.releases:
+        s = summary["variants"][release.variant]
+        assert s["pool"] == release.pool.name
+        assert s["node_selector"] == release.pool.full_node_selector
+        assert s["gpu"]["resource"] == release.pool.slice.resource_name and s["gpu"]["count"] == 1
+        assert {"cpu", "memory", "ephemeral-storage"} <= set(s["resources"]["requests"])
+        assert s["vllm_args"][0] == release.values["model"]["repository"] and "--runner=pooling" in s["vllm_args"]
+        assert s["probes"]["startup"]["window_s"] == release.sizing.startup_budget_seconds
+        assert s["tolerations"] and s["resources"]["shm"]
+
+
+def test_plan_text_shows_the_work(stack_plans):
+    proc = run_cli("plan", "--env", "prod")
+    assert proc.returncode == 0, proc.stderr
+    for fragment in ("== retrieval", "nodeSelector:", "tolerations:", "requests:", "limits:", "/dev/shm:",
+                     "vllm serve jinaai/", "--gpu-memory-utilization=", "startup /health", "sizing:", "KV needed"):
+        assert fragment in proc.stdout, fragment
+
+
+def test_unknown_stack_is_a_usage_error():
+    proc = run_cli("plan", "--env", "nope")
+    assert proc.returncode == 2 and "no stack file Pulumi.nope.yaml" in proc.stderr and "prod" in proc.stderr
+
+
+def test_invalid_stack_config_is_a_usage_error_listing_every_problem(tmp_path):
+    (tmp_path / "Pulumi.broken.yaml").write_text("config:\n  jina-embeddings:namespace: Bad_NS\n  jina-embeddings:rollout: sideways\n")
+    proc = run_cli("plan", "--env", "broken", "--stack-dir", str(tmp_path))
+    assert proc.returncode == 2 and proc.stdout == ""
+    for key in ("jina-embeddings:namespace", "jina-embeddings:rollout", "jina-embeddings:pools"):
+        assert key in proc.stderr

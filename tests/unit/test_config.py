@@ -1,0 +1,154 @@
+"""Stack config validation: every bad config is refused, naming the key, the value and the fix."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from infra.config import PROJECT, ConfigError, SecretValue, load, load_stack, stack_names
+
+
+def base_config() -> dict:
+    """A small valid stack: one NVIDIA pool, two variants."""
+    return {
+        f"{PROJECT}:namespace": "emb",
+        f"{PROJECT}:pools": {
+            "gpu-h100": {"vendor": "nvidia", "gpu": "nvidia-h100-80gb", "slice": "whole", "nodes": 2, "gpusPerNode": 8},
+        },
+        f"{PROJECT}:variants": {
+            "retrieval": {"pool": "gpu-h100", "minReplicas": 2, "maxReplicas": 4},
+            "classification": {"pool": "gpu-h100", "replicas": 1},
+        },
+    }
+
+
+def with_change(path: str, value, delete: bool = False) -> dict:
+    """base_config() with `key.sub.sub` set to value (or deleted)."""
+    cfg = copy.deepcopy(base_config())
+    top, *rest = path.split(".")
+    key = f"{PROJECT}:{top}"
+    if not rest:
+        if delete:
+            cfg.pop(key, None)
+        else:
+            cfg[key] = value
+        return cfg
+    node = cfg.setdefault(key, {})
+    for part in rest[:-1]:
+        node = node.setdefault(part, {})
+    if delete:
+        node.pop(rest[-1], None)
+    else:
+        node[rest[-1]] = value
+    return cfg
+
+
+# (case id, config, the key path the error must name, a fragment of the explanation)
+BAD_CONFIGS = [
+    ("unknown-top-level-key", with_change("replicaz", 3), "replicaz", "unknown key"),
+    ("namespace-not-dns", with_change("namespace", "Emb_Ns"), "namespace", "DNS label"),
+    ("namespace-default", with_change("namespace", "default"), "namespace", "namespace of their own"),
+    ("serving-mode-enum", with_change("servingMode", "lora"), "servingMode", "allowed values: merged, base"),
+    ("max-model-len-too-long", with_change("maxModelLen", 65536), "maxModelLen", "from 512 to 32768"),
+    ("max-model-len-not-number", with_change("maxModelLen", "8k"), "maxModelLen", "whole number"),
+    ("no-pools", with_change("pools", None, delete=True), "pools", "at least one GPU pool"),
+    ("pool-vendor-enum", with_change("pools.gpu-h100.vendor", "intel"), "pools.gpu-h100.vendor", "allowed values: nvidia, amd"),
+    ("pool-gpu-unknown", with_change("pools.gpu-h100.gpu", "nvidia-b200"), "pools.gpu-h100.gpu", "allowed values"),
+    ("pool-gpu-vendor-mismatch", with_change("pools.gpu-h100.gpu", "amd-mi300x"), "pools.gpu-h100.gpu", "is an amd GPU but the pool's vendor is nvidia"),
+    ("mig-profile-not-offered", with_change("pools.gpu-h100", {"vendor": "nvidia", "gpu": "nvidia-h100-80gb", "slice": "mig", "migProfile": "1g.5gb"}),
+     "pools.gpu-h100.migProfile", "not offered by nvidia-h100-80gb"),
+    ("time-sliced-one-replica", with_change("pools.gpu-h100", {"vendor": "nvidia", "gpu": "nvidia-l4", "slice": "time-sliced", "sharedReplicas": 1, "nodes": 4}),
+     "pools.gpu-h100.sharedReplicas", "sharedReplicas >= 2"),
+    ("cpx-on-nvidia", with_change("pools.gpu-h100.slice", "amd-cpx"), "pools.gpu-h100.slice", "no CPX"),
+    ("amd-pool-without-render-gid", with_change("pools.gpu-h100", {"vendor": "amd", "gpu": "amd-mi300x", "nodes": 2}),
+     "pools.gpu-h100.renderGroupId", "render"),
+    ("bad-label-key", with_change("pools.gpu-h100.nodeSelector", {"bad key!": "x"}), "pools.gpu-h100.nodeSelector.bad key!", "not a valid label key"),
+    ("bad-toleration-effect", with_change("pools.gpu-h100.tolerations", [{"key": "gpu", "effect": "Sometimes"}]),
+     "pools.gpu-h100.tolerations[0].effect", "NoSchedule"),
+    ("image-tag-latest", with_change("pools.gpu-h100.imageTag", "latest"), "pools.gpu-h100.imageTag", "never 'latest'"),
+    ("image-tag-too-old", with_change("pools.gpu-h100.imageTag", "v0.31.0"), "pools.gpu-h100.imageTag", ">= v0.32.0"),
+    ("unknown-variant", with_change("variants.reranking", {"pool": "gpu-h100"}), "variants.reranking", "unknown task variant"),
+    ("variant-unknown-pool", with_change("variants.retrieval.pool", "gpu-h200"), "variants.retrieval.pool", "not a pool of this stack"),
+    ("variant-unknown-key", with_change("variants.retrieval.gpus", 2), "variants.retrieval.gpus", "unknown key"),
+    ("replicas-and-autoscaling", with_change("variants.classification.minReplicas", 2), "variants.classification.replicas", "not both"),
+    ("min-not-below-max", with_change("variants.retrieval.maxReplicas", 2), "variants.retrieval.maxReplicas", "greater than minReplicas"),
+    ("revision-branch", with_change("variants.retrieval.revision", "main"), "variants.retrieval.revision", "40-character"),
+    ("merged-without-pinned-commit", with_change("variants.clustering", {"pool": "gpu-h100", "replicas": 1}),
+     "variants.clustering.revision", "no pinned commit"),
+    ("no-variant-enabled", with_change("variants", {"retrieval": {"enabled": False}}), "variants", "no task variant is enabled"),
+    ("autoscaling-metric-enum", with_change("autoscaling.metric", "gpu"), "autoscaling.metric", "allowed values: cpu, queue, keda"),
+    ("queue-metric-without-scrape", with_change("autoscaling.metric", "queue"), "monitoring.serviceMonitor", "must scrape the pods"),
+    ("offline-with-download", with_change("weights.offline", True), "weights.offline", "pre-populated volume"),
+    ("weights-source-enum", with_change("weights.source", "s3"), "weights.source", "allowed values: download, pvc"),
+    ("pvc-size-not-quantity", with_change("weights", {"source": "pvc", "pvcSize": "twenty gigs"}), "weights.pvcSize", "Kubernetes quantity"),
+    ("client-namespace-invalid", with_change("network.clientNamespaces", ["Search_NS"]), "network.clientNamespaces", "namespace name"),
+    ("plaintext-hf-token", with_change("hfToken", "hf_abcdefghijklmnopqrstuvwxyz0123456789"), "hfToken", "plain text"),
+    ("plaintext-unknown-secret-key", with_change("openaiApiKey", "sk-123"), "openaiApiKey", "looks like a secret"),
+    ("rollout-enum", with_change("rollout", "recreate"), "rollout", "gpu-constrained, surge"),
+    ("slice-too-small", with_change("pools.gpu-h100", {"vendor": "nvidia", "gpu": "nvidia-l4", "slice": "time-sliced", "sharedReplicas": 8, "nodes": 4}),
+     "variants.retrieval.pool", "cannot hold the model"),
+    ("pool-too-small-for-min-replicas", with_change("pools.gpu-h100.nodes", 1) | {f"{PROJECT}:variants": {"retrieval": {"pool": "gpu-h100", "replicas": 9}}},
+     "pools.gpu-h100.nodes", "need 9"),
+    ("priority-class-value-system-range", with_change("priorityClass.value", 2_000_000_000), "priorityClass.value", "from"),
+]
+
+
+def test_base_config_is_valid():
+    cfg = load(base_config(), "test")
+    assert list(cfg.variants) == ["retrieval", "classification"]
+
+
+@pytest.mark.parametrize("case_id, raw, key, fragment", BAD_CONFIGS, ids=[c[0] for c in BAD_CONFIGS])
+def test_bad_config_is_refused_naming_the_key(case_id, raw, key, fragment):
+    with pytest.raises(ConfigError) as err:
+        load(raw, "test")
+    named = [p for p in err.value.problems if p.path == key]
+    assert named, f"{case_id}: no problem names {key!r}; got {[p.path for p in err.value.problems]}"
+    assert any(fragment in p.message for p in named), f"{case_id}: {fragment!r} not in {[p.message for p in named]}"
+    message = str(err.value)
+    assert f"{PROJECT}:{key}" in message and "fix: pulumi config" in message
+
+
+def test_at_least_fifteen_distinct_keys_are_covered():
+    assert len({key for _, _, key, _ in BAD_CONFIGS}) >= 15
+
+
+def test_every_error_is_reported_at_once():
+    raw = with_change("namespace", "Bad_NS")
+    raw[f"{PROJECT}:servingMode"] = "lora"
+    raw[f"{PROJECT}:variants"]["retrieval"]["pool"] = "nope"
+    raw[f"{PROJECT}:autoscaling"] = {"metric": "gpu"}
+    with pytest.raises(ConfigError) as err:
+        load(raw, "test")
+    paths = {p.path for p in err.value.problems}
+    assert {"namespace", "servingMode", "variants.retrieval.pool", "autoscaling.metric"} <= paths
+    assert str(err.value).startswith("stack 'test' has ")
+
+
+def test_secret_values_are_markers_never_plaintext():
+    raw = base_config() | {f"{PROJECT}:hfToken": SecretValue(), f"{PROJECT}:apiKey": SecretValue()}
+    cfg = load(raw, "test")
+    assert cfg.secrets.hf_token_given and cfg.secrets.api_key_given
+    assert cfg.secrets.hf_token_secret_name == f"{PROJECT}-hf-token"
+    assert "redacted" in repr(SecretValue())
+
+
+def test_other_namespaces_config_is_ignored():
+    cfg = load(base_config() | {"kubernetes:context": "kind-x"}, "test")
+    assert cfg.namespace == "emb"
+
+
+@pytest.mark.parametrize("env", stack_names())
+def test_committed_stacks_are_valid(env):
+    cfg = load_stack(env)
+    assert cfg.variants, env
+
+
+def test_stacks_cover_the_environments_and_vendors_the_bundle_promises():
+    envs = set(stack_names())
+    assert {"dev", "staging", "prod", "prod-amd", "local"} <= envs
+    vendors = {env: {p.vendor for p in load_stack(env).pools.values()} for env in envs}
+    assert vendors["prod"] == {"nvidia"} and vendors["prod-amd"] == {"amd"} and vendors["local"] == {"nvidia", "amd"}
+    slices = {p.slice_kind for env in envs for p in load_stack(env).pools.values()}
+    assert {"mig", "time-sliced"} & slices, "at least one stack shares a physical GPU between variants"
