@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import math
 import os
 import platform
 import re
@@ -209,7 +208,11 @@ def model_flops(cfg, batch: int, seq: int, non_emb_params: int) -> dict:
 
 def pooled_forward(model, ids: torch.Tensor) -> torch.Tensor:
     """Backbone forward, last-token pooling and L2 normalisation (what the server returns)."""
-    out = model(input_ids=ids, use_cache=False)
+    # A ready mask mapping with None makes SDPA run with is_causal=True and no mask tensor.
+    # Eager HF does the same on its own for unpadded input, but under CUDA-graph capture
+    # transformers' is_tracing() is true and it would build an explicit BxSxS causal mask
+    # (full S^2 attention work plus the mask's memory). vLLM batches unpadded sequences.
+    out = model(input_ids=ids, attention_mask={"full_attention": None}, use_cache=False)
     last = out.last_hidden_state[:, -1, :]
     return F.normalize(last.float(), p=2, dim=-1)
 
@@ -291,6 +294,58 @@ def measure_kv_cache(model, cfg, dev: torch.device, seq: int) -> dict:
     gc.collect()
     if dev.type == "cuda":
         torch.cuda.empty_cache()
+    return res
+
+
+def graph_point(model, cfg, dev, ids, args) -> dict:
+    """Capture the pooled forward in a CUDA graph and time its replays.
+
+    This removes the Python/launch overhead of the HF eager forward (as vLLM's CUDA
+    graphs do) and measures the memory the graph's private pool keeps.
+    """
+    b, s = ids.shape
+    res: dict = {}
+    static_ids = ids.clone()
+    with torch.inference_mode():
+        side = torch.cuda.Stream(dev)
+        side.wait_stream(torch.cuda.current_stream(dev))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                pooled_forward(model, static_ids)
+        torch.cuda.current_stream(dev).wait_stream(side)
+        sync(dev)
+        gc.collect()
+        torch.cuda.empty_cache()
+        before = cuda_mem(dev)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            static_out = pooled_forward(model, static_ids)
+        sync(dev)
+        after = cuda_mem(dev)
+        res["graph_pool_reserved_bytes"] = after["reserved_bytes"] - before["reserved_bytes"]
+        res["graph_non_torch_delta_bytes"] = after["non_torch_bytes"] - before["non_torch_bytes"]
+        # Correctness on fresh inputs: replay vs eager.
+        fresh = torch.randint(0, cfg.vocab_size, (b, s), device=dev)
+        static_ids.copy_(fresh)
+        static_out.fill_(float("nan"))
+        g.replay()
+        ref = pooled_forward(model, fresh)
+        sync(dev)
+        cos = F.cosine_similarity(static_out, ref, dim=-1)
+        res["graph_vs_eager_min_cosine"] = float(cos.min())
+        res["graph_output_finite"] = bool(torch.isfinite(static_out).all().item())
+        del ref, fresh, cos
+        times = time_iters(g.replay, dev, args.min_iters, args.max_iters, args.target_s)
+    med = statistics.median(times)
+    res.update(
+        graph_iters=len(times),
+        graph_median_s=med,
+        graph_tokens_per_s=b * s / med,
+        graph_seqs_per_s=b / med,
+    )
+    del g, static_out, static_ids
+    gc.collect()
+    torch.cuda.empty_cache()
     return res
 
 
@@ -472,6 +527,12 @@ def main(argv=None) -> int:
     ap.add_argument("--matmul-n", type=int, default=8192)
     ap.add_argument("--peak-tflops", type=float, default=None, help="override vendor dense bf16 peak")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--graph-max-tokens",
+        type=int,
+        default=16384,
+        help="also time CUDA-graph replays for grid points up to this many tokens (0: off)",
+    )
     args = ap.parse_args(argv)
 
     t_script = time.perf_counter()
@@ -649,6 +710,29 @@ def main(argv=None) -> int:
             + (f"  act {act/2**20:9.1f} MiB ({act/(b*s):8.0f} B/tok)" if act is not None else "")
         )
         del ids
+
+    # CUDA-graph replays, after all eager points (a capture changed later eager timings of
+    # launch-bound points in an earlier run, so the two passes are kept apart).
+    if dev.type == "cuda" and args.graph_max_tokens > 0:
+        for row in rows:
+            b, s = row["batch"], row["seq_len"]
+            if "error" in row or b * s > args.graph_max_tokens:
+                continue
+            ids = torch.randint(0, cfg.vocab_size, (b, s), device=dev)
+            try:
+                row.update(graph_point(model, cfg, dev, ids, args))
+                row["graph_tflops_achieved"] = row["flops_model"] / row["graph_median_s"] / 1e12
+            except Exception as e:  # graph capture is best effort
+                row["graph_error"] = repr(e)[:300]
+                gc.collect()
+                torch.cuda.empty_cache()
+            del ids
+            log(
+                f"graph B={b:4d} S={s:6d}: {row.get('graph_median_s', float('nan'))*1e3:9.2f} ms "
+                f"{row.get('graph_tokens_per_s', float('nan')):12.0f} tok/s  pool "
+                f"{row.get('graph_pool_reserved_bytes', 0)/2**20:.1f} MiB  min cos {row.get('graph_vs_eager_min_cosine')} "
+                f"{row.get('graph_error', '')}"
+            )
     result["grid"] = rows
 
     ok = [r for r in rows if "error" not in r]
@@ -763,7 +847,10 @@ def main(argv=None) -> int:
     if "load" in result:
         L = result["load"]
         print(f"load {L['file_bytes']/1e9:.3f} GB: cold {L['cold_load_median_s']:.3f}s warm {L['warm_load_median_s']:.3f}s")
-    print(f"{'B':>5} {'S':>6} {'ms':>9} {'tok/s':>11} {'seq/s':>9} {'TFLOP/s':>8} {'act MiB':>9} {'B/tok':>7}")
+    print(
+        f"{'B':>5} {'S':>6} {'ms':>9} {'tok/s':>11} {'seq/s':>9} {'TFLOP/s':>8} {'act MiB':>9} {'B/tok':>7}"
+        f" {'graph ms':>9} {'graph tok/s':>11} {'pool MiB':>8}"
+    )
     for r in rows:
         if "error" in r:
             print(f"{r['batch']:5d} {r['seq_len']:6d} {r['error'][:40]}")
@@ -773,6 +860,11 @@ def main(argv=None) -> int:
             f"{r['batch']:5d} {r['seq_len']:6d} {r['median_s']*1e3:9.2f} {r['tokens_per_s']:11.0f} "
             f"{r['seqs_per_s']:9.1f} {r['tflops_achieved']:8.1f} "
             + (f"{act/2**20:9.1f} {act/r['tokens']:7.0f}" if act is not None else "")
+            + (
+                f" {r['graph_median_s']*1e3:9.2f} {r['graph_tokens_per_s']:11.0f} {r['graph_pool_reserved_bytes']/2**20:8.1f}"
+                if "graph_median_s" in r
+                else (" graph error" if "graph_error" in r else "")
+            )
         )
     print(f"script wall {result['script_wall_s']:.1f} s")
     return 0

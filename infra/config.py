@@ -41,6 +41,8 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
+# A precise host name (Gateway API Hostname without the wildcard form): one host, one route.
+_HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$")
 _IMAGE_TAG = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _SECRET_HINT = re.compile(r"(?i)(token|password|secret|apikey|api_key|credential)")
@@ -146,8 +148,24 @@ class WeightsConfig:
 @dataclass(frozen=True)
 class NetworkConfig:
     client_namespaces: tuple[str, ...] = ()
+    # Only client pods with these labels may connect (in the client namespaces; in the stack's own
+    # namespace when no client namespace is named). Empty: every pod of the client namespaces.
+    client_pod_labels: tuple[tuple[str, str], ...] = ()
     prometheus_namespace: str = "monitoring"
+    # Labels of the Prometheus pods (Prometheus Operator and kube-prometheus-stack set this one).
+    prometheus_pod_labels: tuple[tuple[str, str], ...] = (("app.kubernetes.io/name", "prometheus"),)
     gateway_namespace: str = ""
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Optional Gateway API HTTPRoute: one host, a path per variant, only /v1/embeddings and /v1/models."""
+
+    enabled: bool = False
+    host: str = ""
+    parent_name: str = ""  # the Gateway the route attaches to
+    parent_namespace: str = ""
+    parent_section: str = ""  # a listener of that Gateway; empty: every listener that admits the route
 
 
 @dataclass(frozen=True)
@@ -162,6 +180,9 @@ class MonitoringConfig:
     service_monitor: bool = False
     prometheus_rule: bool = False
     grafana_dashboard: bool = False
+    # Each alert's runbook_url is <runbook_base_url>/<env>/<AlertName>.md. The default is the pages'
+    # path in this repository; set your repository's web view (https://.../blob/main/docs/runbooks).
+    runbook_base_url: str = "docs/runbooks"
 
 
 @dataclass(frozen=True)
@@ -185,6 +206,7 @@ class StackConfig:
     monitoring: MonitoringConfig
     secrets: SecretsConfig
     rollout: str
+    gateway: GatewayConfig = GatewayConfig()
 
     def pool_of(self, variant: VariantConfig) -> PoolConfig:
         return self.pools[variant.pool]
@@ -324,13 +346,28 @@ POOL_KEYS = ("vendor", "gpu", "slice", "migProfile", "sharedReplicas", "nodeSele
 VARIANT_KEYS = ("enabled", "pool", "servingMode", "revision", "servedModelName", "maxModelLen",
                 "maxNumBatchedTokens", "replicas", "minReplicas", "maxReplicas")
 TOP_LEVEL_KEYS = ("namespace", "servingMode", "maxModelLen", "pools", "variants", "autoscaling", "weights",
-                  "network", "priorityClass", "monitoring", "secrets", "rollout", "hfToken", "apiKey")
+                  "network", "priorityClass", "monitoring", "secrets", "rollout", "hfToken", "apiKey", "gateway")
 SECRET_KEYS = ("hfToken", "apiKey")
 
 
 def _label_key_ok(key: str) -> bool:
     prefix, _, name = key.rpartition("/")
     return bool(_LABEL_NAME.match(name)) and (not prefix or (len(prefix) <= 253 and bool(_DNS_SUBDOMAIN.match(prefix))))
+
+
+def _read_labels(r: _Reader, raw: Mapping, key: str, path: str, default: tuple[tuple[str, str], ...] = ()) -> tuple[tuple[str, str], ...]:
+    """A label mapping (key -> value), each key and value checked like a node selector's."""
+    if key not in raw:
+        return default
+    labels = []
+    for name, value in sorted(r.mapping(raw.get(key), f"{path}.{key}").items()):
+        if not _label_key_ok(str(name)):
+            r.problem(f"{path}.{key}.{name}", value, "is not a valid label key ([prefix/]name, name <= 63 chars)", f"pulumi config rm --path '{PROJECT}:{path}.{key}.{name}'")
+        elif not isinstance(value, str) or (value and not _LABEL_NAME.match(value)):
+            r.problem(f"{path}.{key}.{name}", value, "label values must be strings of <= 63 letters, digits, '-', '_', '.'", _set_fix(f"{path}.{key}.{name}", "<value>"))
+        else:
+            labels.append((str(name), value))
+    return tuple(labels)
 
 
 def _image_tag_ok(tag: str) -> bool:
@@ -509,12 +546,32 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
         r.problem("weights.offline", True, "offline mode (HF_HUB_OFFLINE=1) needs the weights on a pre-populated volume, but weights.source is download",
                   _set_fix("weights.source", "pvc"))
 
-    n = r.mapping(raw.get("network"), "network", ("clientNamespaces", "prometheusNamespace", "gatewayNamespace"))
+    n = r.mapping(raw.get("network"), "network", ("clientNamespaces", "clientPodLabels", "prometheusNamespace", "prometheusPodLabels", "gatewayNamespace"))
     network = NetworkConfig(
         client_namespaces=r.string_list(n, "clientNamespaces", "network", pattern=_DNS_LABEL, what="a namespace name"),
+        client_pod_labels=_read_labels(r, n, "clientPodLabels", "network"),
         prometheus_namespace=r.string(n, "prometheusNamespace", "network", "monitoring", pattern=_DNS_LABEL, what="a namespace name"),
+        prometheus_pod_labels=_read_labels(r, n, "prometheusPodLabels", "network", NetworkConfig.prometheus_pod_labels),
         gateway_namespace=r.string(n, "gatewayNamespace", "network", "", pattern=_DNS_LABEL, what="a namespace name"),
     )
+
+    g = r.mapping(raw.get("gateway"), "gateway", ("enabled", "host", "parentRef"))
+    parent = r.mapping(g.get("parentRef"), "gateway.parentRef", ("name", "namespace", "sectionName"))
+    gateway = GatewayConfig(
+        enabled=r.boolean(g, "enabled", "gateway", False),
+        host=r.string(g, "host", "gateway", "", pattern=_HOSTNAME, what="one fully qualified host name such as embeddings.example.com (no wildcard)"),
+        parent_name=r.string(parent, "name", "gateway.parentRef", "", pattern=_DNS_SUBDOMAIN, what="a Gateway name"),
+        parent_namespace=r.string(parent, "namespace", "gateway.parentRef", network.gateway_namespace, pattern=_DNS_LABEL, what="a namespace name"),
+        parent_section=r.string(parent, "sectionName", "gateway.parentRef", "", pattern=_DNS_LABEL, what="a listener name of the Gateway"),
+    )
+    if gateway.enabled:
+        for key, value, example in (("host", gateway.host, "embeddings.example.com"), ("parentRef.name", gateway.parent_name, "shared-gateway"),
+                                    ("parentRef.namespace", gateway.parent_namespace, "gateway")):
+            if not value and not any(p.path == f"gateway.{key}" for p in problems):
+                r.problem(f"gateway.{key}", None, "is required when gateway.enabled is true", _set_fix(f"gateway.{key}", example))
+        if not network.gateway_namespace:
+            r.problem("network.gatewayNamespace", "", "gateway.enabled routes clients through the Gateway's proxies, which the serving "
+                      "NetworkPolicy admits only from network.gatewayNamespace", _set_fix("network.gatewayNamespace", gateway.parent_namespace or "gateway"))
 
     pc = r.mapping(raw.get("priorityClass"), "priorityClass", ("name", "create", "value"))
     dpc = PriorityClassConfig()
@@ -525,12 +582,17 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
         value=r.integer(pc, "value", "priorityClass", dpc.value, low=-2147483648, high=1_000_000_000) or 0,
     )
 
-    m = r.mapping(raw.get("monitoring"), "monitoring", ("serviceMonitor", "prometheusRule", "grafanaDashboard"))
+    m = r.mapping(raw.get("monitoring"), "monitoring", ("serviceMonitor", "prometheusRule", "grafanaDashboard", "runbookBaseUrl"))
     monitoring = MonitoringConfig(
         service_monitor=r.boolean(m, "serviceMonitor", "monitoring", False),
         prometheus_rule=r.boolean(m, "prometheusRule", "monitoring", False),
         grafana_dashboard=r.boolean(m, "grafanaDashboard", "monitoring", False),
+        runbook_base_url=r.string(m, "runbookBaseUrl", "monitoring", MonitoringConfig.runbook_base_url,
+                                  pattern=re.compile(r"^[^\s]+[^\s/]$"), what="a URL or repository path without spaces or a trailing '/'"),
     )
+    if monitoring.prometheus_rule and not monitoring.service_monitor:
+        r.problem("monitoring.prometheusRule", True, "the alerts read vLLM's series from Prometheus, which must scrape the pods (monitoring.serviceMonitor)",
+                  _set_fix("monitoring.serviceMonitor", "true"))
     if autoscaling.metric in ("queue", "keda") and not monitoring.service_monitor:
         r.problem("monitoring.serviceMonitor", False, f"autoscaling.metric {autoscaling.metric} reads vLLM's queue from Prometheus, which must scrape the pods",
                   _set_fix("monitoring.serviceMonitor", "true"))
@@ -554,7 +616,7 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
         if pool is None:
             continue
         try:
-            size(sizing_request(variant, pool, weights))
+            size(sizing_request(variant, pool.slice, weights))
         except SliceTooSmall as exc:
             if exc.fitting_max_model_len:
                 fix = (f"{_set_fix(f'variants.{variant.name}.maxNumBatchedTokens', exc.fitting_batched_tokens)} && "
@@ -572,13 +634,13 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
 
     if problems:
         raise ConfigError(env, problems)
-    return StackConfig(env, namespace, pools, variants, autoscaling, weights, network, priority, monitoring, secrets, rollout)
+    return StackConfig(env, namespace, pools, variants, autoscaling, weights, network, priority, monitoring, secrets, rollout, gateway=gateway)
 
 
-def sizing_request(variant: VariantConfig, pool: PoolConfig, weights: WeightsConfig) -> SizingRequest:
+def sizing_request(variant: VariantConfig, slice_: GpuSlice, weights: WeightsConfig) -> SizingRequest:
     model = served_model(VARIANTS[variant.name], variant.serving_mode, variant.revision)
     return SizingRequest(
-        slice=pool.slice,
+        slice=slice_,
         max_model_len=variant.max_model_len,
         download_bytes=model.download_bytes,
         weights_on_volume=weights.source == "pvc",

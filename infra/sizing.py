@@ -11,29 +11,37 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from infra import calibration
 from infra.accelerators import GIB, MIB, GpuSlice
 from infra.catalog import SHAPE
+
+MEASURED = calibration.load()
+# vLLM captures CUDA graphs for a range of batch sizes; their memory was not measured (the benchmark
+# runs transformers, not vLLM). 0.5 GiB is the upper end of the research notes' estimate (§6).
+VLLM_CUDA_GRAPH_ALLOWANCE = GIB // 2
 
 
 @dataclass(frozen=True)
 class SizingConstants:
-    """Constants of the model on vLLM. Source of each in its comment."""
+    """Constants of the model on vLLM. "Measured" means bench/results/*.json (infra/calibration.py)."""
 
-    # bf16 weights resident on the GPU: 596.05M backbone parameters x 2 B (no LM head is allocated
-    # for the pooling model). vLLM logged 1.1098 GiB for the same backbone (QwenLM/Qwen3-Embedding#1).
-    weights_bytes: int = SHAPE.backbone_parameters * SHAPE.dtype_bytes
-    # CUDA context, cuBLAS/NCCL workspaces and other non-torch memory, plus vLLM's CUDA graphs for a
-    # 28-layer 1024-wide model. Estimate from the research notes §6 (0.5-1 GiB + 0.2-0.5 GiB).
-    runtime_overhead_bytes: int = int(1.25 * GIB)
-    # Peak activation memory per batched token in the profiling forward pass vLLM runs at
-    # --max-num-batched-tokens (hidden states, QKV, the 2x3072 MLP intermediate, in bf16).
-    activation_bytes_per_batched_token: int = 40 * 1024
+    # Measured: bf16 weights on the GPU, 596.05M parameters x 2 B = 1.11 GiB (no LM head is allocated
+    # for the pooling model; vLLM logged 1.1098 GiB for the same backbone, QwenLM/Qwen3-Embedding#1).
+    weights_bytes: int = MEASURED.weights_bytes
+    # Measured non-torch memory (CUDA context, kernels, cuBLAS workspaces; 0.75 GiB at its largest)
+    # plus the unmeasured allowance for vLLM's CUDA graphs.
+    runtime_overhead_bytes: int = MEASURED.non_torch_bytes + VLLM_CUDA_GRAPH_ALLOWANCE
+    # Measured: the largest peak activation per token of a pooled forward over the batch x length
+    # grid (29,192 B; the linear fit's slope is 26,753 B). vLLM's profiling pass runs one forward at
+    # --max-num-batched-tokens, so activations = this x that budget.
+    activation_bytes_per_batched_token: int = MEASURED.activation_bytes_per_token
     # Seconds from container start to a listening server with weights on local disk, cold caches:
-    # Python and torch imports, engine init, torch.compile and CUDA-graph capture (notes §6: 30-90 s).
+    # Python and torch imports, engine init, torch.compile and CUDA-graph capture. Not measured
+    # (no vLLM on the benchmark machine); the research notes' upper estimate (§6: 30-90 s).
     cold_start_seconds: float = 90.0
-    # Local-disk to GPU weight load rate (vLLM logged 1.11 GiB in 0.86 s; we assume 0.5 GB/s so a
-    # slow network volume is covered).
-    weight_load_bytes_per_second: float = 0.5e9
+    # Weight load rate. Measured 1.31 GB/s from local ext4 to an H100; a network volume (EFS, NFS)
+    # is slower, so the budget assumes 0.5 GB/s.
+    weight_load_bytes_per_second: float = min(MEASURED.cold_load_bytes_per_second, 0.5e9)
     # Download rate from the model hub the startup budget assumes unless a stack says otherwise.
     default_download_bytes_per_second: float = 25e6
     # vLLM's default --gpu-memory-utilization is 0.92: it keeps 8 % of the memory it is given free.

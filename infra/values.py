@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from infra.accelerators import MIB, VENDORS
+from infra.alerts import prometheus_rule_values
 from infra.catalog import MATRYOSHKA_DIMENSIONS, VARIANTS, served_model
 from infra.config import PROJECT, StackConfig, VariantConfig, sizing_request
 from infra.sizing import Sizing, size
@@ -46,7 +47,7 @@ def release_values(cfg: StackConfig, variant: VariantConfig) -> tuple[dict[str, 
     vendor = VENDORS[pool.vendor]
     gpu_slice = pool.slice
     model = served_model(VARIANTS[variant.name], variant.serving_mode, variant.revision)
-    sizing = size(sizing_request(variant, pool, cfg.weights))
+    sizing = size(sizing_request(variant, gpu_slice, cfg.weights))
     startup_window = sizing.startup_budget_seconds
 
 
@@ -123,11 +124,25 @@ def release_values(cfg: StackConfig, variant: VariantConfig) -> tuple[dict[str, 
         "securityContext": {"readOnlyRootFilesystem": True},
         "serviceAccount": {"create": False, "name": SERVICE_ACCOUNT},
         "service": {"type": "ClusterIP", "port": SERVICE_PORT},
+        "httpRoute": http_route_values(cfg, variant),
         "serviceMonitor": {"enabled": cfg.monitoring.service_monitor, "interval": "30s", "scrapeTimeout": "10s", "labels": {}},
+        # Alert rules (templates/prometheusrule.yaml); thresholds and runbook links from infra.alerts.
+        "prometheusRule": prometheus_rule_values(cfg, sizing),
         "podLabels": {},
         "podAnnotations": {},
     }
     return values, sizing
+
+
+def http_route_values(cfg: StackConfig, variant: VariantConfig) -> dict[str, Any]:
+    """The chart's HTTPRoute (stack config `gateway`): every variant on the one host, under /<variant>."""
+    gw = cfg.gateway
+    if not gw.enabled:
+        return {"enabled": False, "host": "", "pathPrefix": "", "parentRefs": []}
+    parent = {"name": gw.parent_name, "namespace": gw.parent_namespace}
+    if gw.parent_section:
+        parent["sectionName"] = gw.parent_section
+    return {"enabled": True, "host": gw.host, "pathPrefix": f"/{variant.name}", "parentRefs": [parent]}
 
 
 def vllm_args(values: dict[str, Any]) -> list[str]:

@@ -95,7 +95,7 @@ def test_every_stack_variant_fits_its_slice_with_headroom(env):
     cfg = load_stack(env)
     for variant in cfg.variants.values():
         pool = cfg.pool_of(variant)
-        s = size(sizing_request(variant, pool, cfg.weights))
+        s = size(sizing_request(variant, pool.slice, cfg.weights))
         used = s.weights_bytes + s.runtime_overhead_bytes + s.activation_bytes + s.kv_required_bytes
         assert used <= s.usable_bytes <= pool.slice.memory_budget_bytes * 0.92 + 1, (env, variant.name)
         # what vLLM may take never exceeds this pod's share of a shared GPU

@@ -1,0 +1,170 @@
+"""`python -m infra capacity`: how many replicas, GPU slices and GPUs a workload needs.
+
+Throughput comes from the benchmark (infra/calibration.py: the model's exact shape on an H100, HF
+eager forward, a conservative floor for vLLM). Assumptions, stated in the README:
+- the model is compute-bound at the batch sizes served, so a slice delivers the measured H100
+  throughput x (its GPU's dense bf16 peak / the H100's) x (its share of the GPU's compute);
+- a replica is planned to run at TARGET_UTILIZATION of that at peak, leaving room for bursts;
+- tokenization runs on the pod's CPUs, which the sizing grants in proportion to the GPU share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from dataclasses import dataclass
+
+from infra import calibration
+from infra.accelerators import GPU_MODELS, SLICE_KINDS, GpuModel, GpuSlice, gpu_slice
+from infra.cli import EXIT_OK, EXIT_USAGE
+from infra.config import REPO_ROOT, ConfigError, StackConfig, load_stack, sizing_request, stack_names
+from infra.sizing import SliceTooSmall, size
+
+TARGET_UTILIZATION = 0.7
+MIN_HA_REPLICAS = 2
+
+
+@dataclass(frozen=True)
+class SliceCapacity:
+    gpu: GpuModel
+    slice: GpuSlice
+    tokens_per_second: float  # what one replica on this slice serves at TARGET_UTILIZATION
+    measured: calibration.ThroughputPoint
+
+
+@dataclass(frozen=True)
+class VariantCapacity:
+    variant: str
+    pool: str
+    per_replica_tokens_per_second: float
+    peak_replicas: int  # = the HPA's maxReplicas
+    min_replicas: int  # = the HPA's minReplicas
+
+
+@dataclass(frozen=True)
+class PoolCapacity:
+    pool: str
+    slice_resource: str
+    slices: int
+    gpus: int
+    nodes: int
+    configured_slices: int | None  # what the stack's pool holds today (None with --slice)
+
+
+def slice_capacity(gpu: GpuModel, slice_: GpuSlice, mean_input_tokens: int,
+                   cal: calibration.Calibration | None = None) -> SliceCapacity:
+    cal = cal or calibration.load()
+    point = cal.best_throughput_at(mean_input_tokens)
+    scale = gpu.dense_bf16_tflops / cal.dense_bf16_peak_tflops * slice_.compute_share
+    return SliceCapacity(gpu, slice_, point.tokens_per_second * scale * TARGET_UTILIZATION, point)
+
+
+def replicas_for(tokens_per_second: float, per_replica: float) -> int:
+    return max(1, math.ceil(tokens_per_second / per_replica))
+
+
+def plan_variant(variant: str, pool: str, capacity: SliceCapacity, peak_tokens_per_second: float,
+                 off_peak_fraction: float) -> VariantCapacity:
+    peak = replicas_for(peak_tokens_per_second, capacity.tokens_per_second)
+    floor = replicas_for(peak_tokens_per_second * off_peak_fraction, capacity.tokens_per_second)
+    low = max(MIN_HA_REPLICAS, floor)
+    return VariantCapacity(variant, pool, capacity.tokens_per_second, max(peak, low + 1), low)
+
+
+def plan_pool(name: str, slice_: GpuSlice, gpus_per_node: int, replicas: int, configured: int | None) -> PoolCapacity:
+    gpus = math.ceil(replicas / slice_.per_gpu)
+    return PoolCapacity(name, slice_.resource_name, replicas, gpus, math.ceil(gpus / gpus_per_node), configured)
+
+
+def parse_slice(spec: str) -> tuple[GpuModel, GpuSlice]:
+    """GPU:KIND[:PARAM], e.g. nvidia-h100-80gb:mig:1g.10gb, nvidia-l4:time-sliced:4, amd-mi300x:amd-cpx."""
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or parts[0] not in GPU_MODELS or parts[1] not in SLICE_KINDS:
+        raise ValueError(f"--slice {spec!r}: expected GPU:KIND[:PARAM] with GPU one of {', '.join(GPU_MODELS)} and "
+                         f"KIND one of {', '.join(SLICE_KINDS)}, e.g. nvidia-h100-80gb:mig:1g.10gb or nvidia-l4:time-sliced:4")
+    gpu, kind, param = GPU_MODELS[parts[0]], parts[1], parts[2] if len(parts) == 3 else ""
+    if kind == "time-sliced" and not param.isdigit():
+        raise ValueError(f"--slice {spec!r}: time-sliced needs the replicas per GPU, e.g. {gpu.key}:time-sliced:4")
+    try:
+        return gpu, gpu_slice(gpu, kind, mig_profile=param, shared_replicas=int(param) if param.isdigit() else 0)
+    except ValueError as exc:
+        raise ValueError(f"--slice {spec!r}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class CapacityPlan:
+    mean_input_tokens: int
+    peak_tokens_per_second: float
+    variants: tuple[VariantCapacity, ...]
+    pools: tuple[PoolCapacity, ...]
+    slices: dict[str, SliceCapacity]
+
+
+def plan_capacity(cfg: StackConfig, peak_tokens_per_second: float, mean_input_tokens: int,
+                  off_peak_fraction: float = 0.25, override: tuple[GpuModel, GpuSlice] | None = None) -> CapacityPlan:
+    """Replicas per enabled variant (each at `peak_tokens_per_second`) and slices/GPUs/nodes per pool."""
+    variants, pools, slices = [], [], {}
+    for pool in cfg.pools.values():
+        gpu, slice_ = override or (pool.gpu_model, pool.slice)
+        members = [v for v in cfg.variants.values() if v.pool == pool.name]
+        if not members:
+            continue
+        for v in members:  # the slice must hold the model at this variant's context length
+            size(sizing_request(v, slice_, cfg.weights))
+        capacity = slice_capacity(gpu, slice_, mean_input_tokens)
+        slices[pool.name] = capacity
+        planned = [plan_variant(v.name, pool.name, capacity, peak_tokens_per_second, off_peak_fraction) for v in members]
+        variants += planned
+        pools.append(plan_pool(pool.name, slice_, pool.gpus_per_node, sum(p.peak_replicas for p in planned),
+                               None if override else pool.capacity_slices))
+    return CapacityPlan(mean_input_tokens, peak_tokens_per_second, tuple(variants), tuple(pools), slices)
+
+
+def print_plan(env: str, plan: CapacityPlan) -> None:
+    print(f"stack {env}: each variant at {plan.peak_tokens_per_second:,.0f} input tokens/s at peak, "
+          f"mean input {plan.mean_input_tokens} tokens, replicas planned at {TARGET_UTILIZATION:.0%} of measured throughput")
+    for name, c in plan.slices.items():
+        print(f"  pool {name}: {c.slice.description}: {c.tokens_per_second:,.0f} tokens/s per replica "
+              f"(H100 measured {c.measured.tokens_per_second:,.0f} at batch {c.measured.batch} x {c.measured.seq_len} tokens, "
+              f"x {c.gpu.dense_bf16_tflops:g}/{calibration.load().dense_bf16_peak_tflops:g} TFLOP/s x share {c.slice.compute_share:.3f} x {TARGET_UTILIZATION})")
+    print(f"\n  {'variant':<15} {'pool':<16} {'HPA min':>7} {'HPA max':>7}")
+    for v in plan.variants:
+        print(f"  {v.variant:<15} {v.pool:<16} {v.min_replicas:>7} {v.peak_replicas:>7}")
+    print(f"\n  {'pool':<16} {'resource':<26} {'slices':>6} {'GPUs':>5} {'nodes':>5}  configured")
+    for p in plan.pools:
+        configured = "-" if p.configured_slices is None else (f"{p.configured_slices} slices" + (" (too few)" if p.configured_slices < p.slices else ""))
+        print(f"  {p.pool:<16} {p.slice_resource:<26} {p.slices:>6} {p.gpus:>5} {p.nodes:>5}  {configured}")
+
+
+def cmd_capacity(args: argparse.Namespace) -> int:
+    try:
+        override = parse_slice(args.slice) if args.slice else None
+        cfg = load_stack(args.env, args.stack_dir)
+        plan = plan_capacity(cfg, args.tokens_per_second, args.mean_input_tokens, args.off_peak_fraction, override)
+    except (ValueError, ConfigError, SliceTooSmall, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print_plan(args.env, plan)
+    return EXIT_OK
+
+
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+    return parse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("capacity", help="replicas, GPU slices and GPUs a workload needs, from measured throughput")
+    p.add_argument("--env", default="prod", help=f"stack whose pools and variants to plan (default prod): {', '.join(stack_names())}")
+    p.add_argument("--stack-dir", type=Path, default=REPO_ROOT, metavar="DIR", help="directory holding Pulumi.<env>.yaml")
+    p.add_argument("--tokens-per-second", type=_positive(float), required=True, help="peak input tokens per second, per variant")
+    p.add_argument("--mean-input-tokens", type=_positive(int), default=256, help="mean tokens per input (default 256)")
+    p.add_argument("--slice", help="plan on this slice instead of the stack's pools: GPU:KIND[:PARAM], e.g. nvidia-h100-80gb:mig:1g.10gb")
+    p.add_argument("--off-peak-fraction", type=_positive(float), default=0.25, help="off-peak load as a fraction of peak, for HPA min (default 0.25)")
+    p.set_defaults(func=cmd_capacity)
