@@ -14,12 +14,14 @@ from typing import Any
 from infra.accelerators import VENDORS
 from infra.catalog import VARIANTS, served_model
 from infra.config import PROJECT, StackConfig
+from infra.dashboard import dashboard_configmap
 from infra.values import SERVICE_ACCOUNT, SERVICE_PORT, WEIGHTS_CLAIM
 
 # Address ranges the model-hub egress rule excludes: pods may reach the internet's HTTPS, not the
 # cluster's or the VPC's private services.
 PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16")
 SERVER_SELECTOR = {"app.kubernetes.io/part-of": PROJECT, "app.kubernetes.io/component": "embedding-server"}
+WEIGHTS_JOB_SELECTOR = {"app.kubernetes.io/part-of": PROJECT, "app.kubernetes.io/component": "model-weights"}
 
 
 def common_labels(cfg: StackConfig) -> dict[str, str]:
@@ -66,45 +68,81 @@ def priority_class(cfg: StackConfig) -> dict[str, Any] | None:
     }
 
 
-def _namespace_peer(name: str) -> dict[str, Any]:
-    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+def _peer(namespace: str, pod_labels: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
+    """Pods of one namespace (all of them, or those with `pod_labels`); both selectors must match."""
+    peer: dict[str, Any] = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+    if pod_labels:
+        peer["podSelector"] = {"matchLabels": dict(pod_labels)}
+    return peer
+
+
+def _network_policy(cfg: StackConfig, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": _meta(cfg, f"{PROJECT}-{name}", "network-policy"), "spec": spec}
+
+
+def serving_peers(cfg: StackConfig) -> list[dict[str, Any]]:
+    """Who may open the serving port: the client namespaces (optionally only labelled client pods),
+    the Gateway's proxies, and Prometheus (it scrapes /metrics on the same port)."""
+    net = cfg.network
+    if net.client_namespaces:
+        clients = [_peer(ns, net.client_pod_labels) for ns in sorted(set(net.client_namespaces))]
+    elif net.client_pod_labels:  # labelled client pods in the stack's own namespace
+        clients = [{"podSelector": {"matchLabels": dict(net.client_pod_labels)}}]
+    else:
+        clients = []
+    gateway = [_peer(net.gateway_namespace)] if net.gateway_namespace else []
+    return clients + gateway + [_peer(net.prometheus_namespace, net.prometheus_pod_labels)]
 
 
 def network_policies(cfg: StackConfig) -> list[dict[str, Any]]:
-    deny_all = {
-        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-        "metadata": _meta(cfg, f"{PROJECT}-default-deny", "network-policy"),
-        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
-    }
-    # Ingress to the serving port only: from the namespace itself, the configured client namespaces,
-    # the gateway, and Prometheus (which scrapes /metrics on the same port).
-    peers = [{"podSelector": {}}] + [_namespace_peer(ns) for ns in
-                                     sorted(set(cfg.network.client_namespaces) | {cfg.network.prometheus_namespace}
-                                            | ({cfg.network.gateway_namespace} if cfg.network.gateway_namespace else set()))]
-    serving = {
-        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-        "metadata": _meta(cfg, f"{PROJECT}-allow-serving", "network-policy"),
-        "spec": {
-            "podSelector": {"matchLabels": dict(SERVER_SELECTOR)},
-            "policyTypes": ["Ingress"],
-            "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": SERVICE_PORT}]}],
-        },
-    }
-    egress_rules: list[dict[str, Any]] = [{
-        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-    }]
-    if not cfg.weights.offline:
-        # The model hub (huggingface.co and its CDN) over HTTPS; no other egress.
-        egress_rules.append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}],
-                             "ports": [{"protocol": "TCP", "port": 443}]})
-    egress = {
-        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-        "metadata": _meta(cfg, f"{PROJECT}-allow-egress", "network-policy"),
-        "spec": {"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": PROJECT}}, "policyTypes": ["Egress"], "egress": egress_rules},
-    }
-    return [deny_all, serving, egress]
+    """Default deny, then exactly what the pods need (README "Security controls").
+
+    vLLM's --api-key guards only /v1 routes (/pooling, /score, /invocations stay open), so the network
+    is the real boundary: ingress only to the serving port from the peers above; egress only to DNS,
+    and to the model hub (HTTPS on public addresses) only for pods that may fetch from it: the servers
+    unless weights.offline, and the weights Job. Offline servers (HF_HUB_OFFLINE=1) never reach the
+    internet.
+    """
+    deny_all = _network_policy(cfg, "default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
+    serving = _network_policy(cfg, "allow-serving", {
+        "podSelector": {"matchLabels": dict(SERVER_SELECTOR)},
+        "policyTypes": ["Ingress"],
+        "ingress": [{"from": serving_peers(cfg), "ports": [{"protocol": "TCP", "port": SERVICE_PORT}]}],
+    })
+    dns = _network_policy(cfg, "allow-egress", {
+        "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": PROJECT}},
+        "policyTypes": ["Egress"],
+        "egress": [{
+            "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+        }],
+    })
+    policies = [deny_all, serving, dns]
+    # Components that fetch from the model hub: the servers unless offline (HF_HUB_OFFLINE=1), and
+    # the Job that fills the weights volume (it exists only with weights.source=pvc).
+    downloaders = ([] if cfg.weights.offline else [SERVER_SELECTOR["app.kubernetes.io/component"]]) \
+        + ([WEIGHTS_JOB_SELECTOR["app.kubernetes.io/component"]] if cfg.weights.source == "pvc" else [])
+    if downloaders:
+        # The model hub (huggingface.co and its CDN) over HTTPS; never the cluster's or the VPC's ranges.
+        policies.append(_network_policy(cfg, "allow-model-hub", {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": PROJECT},
+                            "matchExpressions": [{"key": "app.kubernetes.io/component", "operator": "In", "values": downloaders}]},
+            "policyTypes": ["Egress"],
+            "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}],
+                        "ports": [{"protocol": "TCP", "port": 443}]}],
+        }))
+    return policies
+
+
+# Checkov suppressions of the weights Job, each with its reason (README "Security controls"); reasons
+# never contain "=", which Checkov splits on. The chart's Deployments carry the same (templates/_helpers.tpl).
+WEIGHTS_JOB_CHECKOV_SKIPS = {
+    "checkov.io/skip1": "CKV_K8S_15=the tag is a pinned vLLM release; IfNotPresent spares a registry round trip on every start of a 10+ GB image",
+    "checkov.io/skip2": "CKV_K8S_43=the tag is a pinned vLLM release (config refuses latest and nightly); no digest is known offline",
+    "checkov.io/skip3": "CKV_K8S_40=UID 2000 is the vllm user the vLLM images ship (vllm#40275); restricted Pod Security only forbids UID 0",
+}
 
 
 def weights_volume(cfg: StackConfig) -> list[dict[str, Any]]:
@@ -139,7 +177,7 @@ def weights_volume(cfg: StackConfig) -> list[dict[str, Any]]:
         volumes.append({"name": "hf-token", "secret": {"secretName": cfg.secrets.hf_token_secret_name, "defaultMode": 0o440}})
     job = {
         "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": _meta(cfg, f"{WEIGHTS_CLAIM}-populate", "model-weights"),
+        "metadata": {**_meta(cfg, f"{WEIGHTS_CLAIM}-populate", "model-weights"), "annotations": WEIGHTS_JOB_CHECKOV_SKIPS},
         "spec": {
             "backoffLimit": 4,
             "activeDeadlineSeconds": 3600,
@@ -174,9 +212,16 @@ def weights_volume(cfg: StackConfig) -> list[dict[str, Any]]:
     return [claim, job]
 
 
+def grafana_dashboard(cfg: StackConfig) -> list[dict[str, Any]]:
+    """The stack's dashboard (infra.dashboard): one for all variants, so it lives here, not in the chart."""
+    if not cfg.monitoring.grafana_dashboard:
+        return []
+    return [dashboard_configmap(cfg, {**common_labels(cfg), "app.kubernetes.io/component": "dashboard"})]
+
+
 def platform_objects(cfg: StackConfig) -> list[dict[str, Any]]:
     objects = [namespace(cfg), service_account(cfg)]
     pc = priority_class(cfg)
     if pc is not None:
         objects.append(pc)
-    return objects + network_policies(cfg) + weights_volume(cfg)
+    return objects + network_policies(cfg) + weights_volume(cfg) + grafana_dashboard(cfg)

@@ -1,0 +1,51 @@
+"""The `prometheusRule` values each release gets (infra.alerts) and the stack config behind them."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.alerts import DEFAULT_THRESHOLDS, format_duration, parse_duration
+from infra.config import ConfigError, load, read_stack_file
+from infra.plan import build, build_for_env
+
+
+def test_prod_releases_get_rules_linking_their_env_pages_and_derived_thresholds():
+    plan = build_for_env("prod")
+    for release in plan.releases:
+        rule = release.values["prometheusRule"]
+        assert rule["enabled"] is True and rule["runbookBaseUrl"] == "docs/runbooks/prod"
+        t = rule["thresholds"]
+        assert t["backlogWaitingPerPod"] == 4 * plan.config.autoscaling.target_waiting_per_pod
+        assert parse_duration(t["podNotReadyFor"]) >= max(900, release.sizing.startup_budget_seconds + 300)
+        assert {k: v for k, v in t.items() if k not in ("backlogWaitingPerPod", "podNotReadyFor")} == \
+            {k: v for k, v in DEFAULT_THRESHOLDS.items() if k not in ("backlogWaitingPerPod", "podNotReadyFor")}
+
+
+def test_dev_has_no_rules():
+    assert not any(r.values["prometheusRule"]["enabled"] for r in build_for_env("dev").releases)
+
+
+def test_runbook_base_url_is_stack_config():
+    raw = read_stack_file("prod")
+    raw["jina-embeddings:monitoring"] = {**raw["jina-embeddings:monitoring"], "runbookBaseUrl": "https://git.example.com/ops/blob/main/docs/runbooks"}
+    plan = build(load(raw, "prod"))
+    assert plan.releases[0].values["prometheusRule"]["runbookBaseUrl"] == "https://git.example.com/ops/blob/main/docs/runbooks/prod"
+
+
+@pytest.mark.parametrize("monitoring, path", [
+    ({"serviceMonitor": False, "prometheusRule": True}, "monitoring.prometheusRule"),
+    ({"serviceMonitor": True, "prometheusRule": True, "runbookBaseUrl": "docs/runbooks/"}, "monitoring.runbookBaseUrl"),
+])
+def test_bad_monitoring_config_names_the_key(monitoring, path):
+    raw = read_stack_file("dev")
+    raw["jina-embeddings:monitoring"] = monitoring
+    with pytest.raises(ConfigError) as exc:
+        load(raw, "dev")
+    assert f"jina-embeddings:{path}" in str(exc.value) and "pulumi config" in str(exc.value)
+
+
+def test_durations_round_trip():
+    assert [parse_duration(d) for d in ("90s", "15m", "2h")] == [90, 900, 7200]
+    assert [format_duration(s) for s in (90, 900, 7200)] == ["90s", "15m", "2h"]
+    with pytest.raises(ValueError):
+        parse_duration("15 minutes")
