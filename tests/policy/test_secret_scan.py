@@ -1,0 +1,119 @@
+"""Secret scan over the repository (tracked and not-ignored files), the stack files, every release's Helm
+values, the rendered objects and the committed export; and proof it catches secrets planted in a copy."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infra.config import REPO_ROOT, stack_file, stack_names
+from infra.plan import build_for_env
+from infra.policy import secrets
+
+
+def test_repository_holds_no_secret():
+    files = secrets.repo_files()
+    findings = secrets.scan_repo(files=files)
+    assert not findings, "\n".join(map(str, findings))
+    assert len(files) > 50 and any(p.name == "values.yaml" for p in files)
+    print(f"\n{len(files)} files scanned: 0 findings")
+
+
+def test_every_allowlisted_fingerprint_still_matches_a_fake():
+    """The allowlist holds only fakes that exist; an entry whose fake is gone must be removed."""
+    seen = set()
+    for path in secrets.repo_files():
+        text = path.read_text(encoding="utf-8", errors="ignore")
+        for pattern in secrets.TOKEN_PATTERNS.values():
+            seen |= {secrets.fingerprint(m.group(0)) for m in pattern.finditer(text)}
+        seen |= {secrets.fingerprint(v) for _, v in secrets._ASSIGNMENT.findall(text)}
+    assert set(secrets.ALLOWLIST) <= seen, sorted(set(secrets.ALLOWLIST) - seen)
+
+
+def test_every_secret_like_stack_key_is_encrypted():
+    for env in stack_names():
+        document = yaml.safe_load(stack_file(env).read_text())
+        assert secrets.scan_document(document, stack_file(env).name) == []
+
+
+def test_helm_values_rendered_objects_and_export_hold_no_secret(bundles):
+    findings = []
+    for env in stack_names():
+        for release in build_for_env(env).releases:
+            findings += secrets.scan_objects([release.values], f"values:{env}/{release.variant}")
+    for name, objects in bundles.items():
+        findings += secrets.scan_objects(objects, name)
+        assert not [o for o in objects if o["kind"] == "Secret"], f"{name} renders a Secret"
+    assert not findings, "\n".join(map(str, findings))
+
+
+# ---------------------------------------------------------------------------------------------
+# Planted secrets: a copy of the repository with secrets added must fail the scan
+# ---------------------------------------------------------------------------------------------
+
+# Built at run time so that this file itself never holds a token.
+FAKE_HF = "hf_" + "Q7vLm2Zp9Xr4Tb8Nc1Wd6Ke3Yh5Ju0Gs"
+FAKE_KEY_HEADER = "-----BEGIN " + "OPENSSH PRIVATE KEY-----"
+FAKE_API_KEY = "x9" + "Fq2Lw7Rt4Zm8Vb1Nc6Yd3Hk5Gs0Pj"
+
+
+@pytest.fixture(scope="module")
+def repo_copy(tmp_path_factory) -> Path:
+    """The repository's scanned files, copied into a fresh git work tree (nothing committed)."""
+    root = tmp_path_factory.mktemp("repo")
+    for path in secrets.repo_files():
+        target = root / path.relative_to(REPO_ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    return root
+
+
+def test_the_copy_is_clean_before_planting(repo_copy):
+    assert secrets.scan_repo(repo_copy) == []
+
+
+PLANTS = [
+    ("hf token in chart values", "charts/jina-embeddings/values.yaml", lambda t: t + f"\n# debug: {FAKE_HF}\n", "Hugging Face token"),
+    ("private key in a new file", "tools/deploy-key", lambda t: f"{FAKE_KEY_HEADER}\nb3BlbnNzaC1rZXktdjEAAAAA\n", "private key"),
+    ("plain-text apiKey in a stack file", "Pulumi.prod.yaml", lambda t: t + f"  jina-embeddings:apiKey: {FAKE_API_KEY}\n",
+     "plain-text value under secret-like key config.jina-embeddings:apiKey"),
+    ("plain-text password in values", "charts/jina-embeddings/ci/nvidia-whole-gpu-values.yaml", lambda t: t + "registryPassword: hunter2\n",
+     "plain-text value under secret-like key registryPassword"),
+    ("random literal in code", "infra/catalog.py", lambda t: t + f'\nHF_API_TOKEN = "{FAKE_API_KEY}"\n', "random-looking literal assigned to HF_API_TOKEN"),
+    ("Secret with data in the export", "manifests/prod/platform/secret-leak.yaml",
+     lambda t: yaml.safe_dump({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "leak"}, "data": {"token": "aGZfeHh4"}}),
+     "Secret/leak carries data"),
+]
+
+
+@pytest.mark.parametrize("plant", PLANTS, ids=[p[0] for p in PLANTS])
+def test_a_planted_secret_is_caught_and_located(repo_copy, plant):
+    _, rel, edit, kind = plant
+    path = repo_copy / rel
+    original = path.read_text() if path.exists() else None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(edit(original or ""))
+    try:
+        findings = secrets.scan_repo(repo_copy)
+    finally:
+        if original is None:
+            path.unlink()
+        else:
+            path.write_text(original)
+    assert [f for f in findings if f.where == rel and kind in f.kind], findings
+    # The finding names the place and a fingerprint, never the secret itself.
+    assert not any(secret in str(f) for f in findings for secret in (FAKE_HF, FAKE_API_KEY, "hunter2"))
+
+
+def test_reference_keys_and_non_secret_values_are_not_flagged():
+    document = {"secrets": {"apiKeySecretName": "jina-embeddings-api-key", "hfTokenSecretName": "hf"},
+                "weights": {"hfToken": {"existingSecret": "hf-token", "key": "token"}},
+                "spec": {"automountServiceAccountToken": False, "maxNumBatchedTokens": 8192},
+                "jina-embeddings:apiKey": {"secure": "v1:AAAA"}}
+    assert secrets.scan_document(document, "x") == []
+    assert secrets.scan_document({"jina-embeddings:hfToken": "hf_plain"}, "x")
