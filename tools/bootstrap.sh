@@ -42,12 +42,31 @@ GOMODCACHE="$(go env GOMODCACHE)"; export GOMODCACHE
 BUILD=(go build -p 2 -trimpath)
 
 mkdir -p "$DIR/bin" "$DIR/src"
+# one bootstrap at a time per cache dir (other shells/CI steps may run it concurrently): wait for the lock
+exec 9>"$DIR/.bootstrap.lock"
+if ! flock -n 9; then
+  printf '[bootstrap] another bootstrap.sh holds %s; waiting ...\n' "$DIR/.bootstrap.lock" >&2
+  flock 9
+fi
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 die() { printf '[bootstrap] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # modjson MODULE@VER FIELD -> prints a field of `go mod download -json`
 modjson() {
-  go mod download -json "$1" | python3 -c 'import sys,json; d=json.load(sys.stdin); print(d.get(sys.argv[1]) or (d.get("Origin") or {}).get(sys.argv[1], ""))' "$2"
+  local out
+  out=$(go mod download -json "$1" 2>&1) || true
+  python3 -c '
+import sys, json
+try:
+    d = json.loads(sys.argv[3])
+except ValueError:
+    sys.exit("go mod download %s failed: %s" % (sys.argv[1], sys.argv[3]))
+if d.get("Error"):
+    sys.exit("go mod download %s failed: %s" % (sys.argv[1], d["Error"]))
+v = d.get(sys.argv[2]) or (d.get("Origin") or {}).get(sys.argv[2], "")
+if not v:
+    sys.exit("go mod download %s: no %s" % (sys.argv[1], sys.argv[2]))
+print(v)' "$1" "$2" "$out"
 }
 
 # link NAME TARGET : stable symlink $DIR/bin/NAME -> TARGET (relative, atomic replace)
@@ -62,6 +81,15 @@ link() {
 ver_ok() {
   local out=$1; shift
   for p in "$@"; do grep -qF -- "$p" <<<"$out" || return 1; done
+}
+
+# staging output dir: builds write into PREFIX/.out and promote() moves the results into PREFIX/bin, so a
+# half-written or foreign file in bin/ never blocks or poisons a build
+stage() { rm -rf "$1/.out"; mkdir -p "$1/.out" "$1/bin"; echo "$1/.out"; }
+promote() {
+  local f
+  for f in "$1/.out"/*; do [ -e "$f" ] || continue; mv -f "$f" "$1/bin/"; done
+  rm -rf "$1/.out"
 }
 
 # wrapper SRC_SUBDIR : fresh-ish wrapper module dir under $DIR/src (kept between runs for speed)
@@ -82,11 +110,12 @@ helm_build() {
   local d; d=$(wrapper "helm-$HELM_VERSION")
   (
     cd "$d"
-    GOBIN="$helm_prefix/bin" go install -p 2 -trimpath -ldflags "-s -w \
+    GOBIN="$(stage "$helm_prefix")" go install -p 2 -trimpath -ldflags "-s -w \
       -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION \
       -X helm.sh/helm/v4/internal/version.gitTreeState=clean" \
       "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
   )
+  promote "$helm_prefix"
 }
 helm_link() { link helm "$helm_prefix/bin/helm"; }
 
@@ -104,9 +133,8 @@ promtool_build() {
   ( cd "$d" && { apt-get download "prometheus=$PROMETHEUS_DEB_VERSION" \
         || { apt-get update -qq && apt-get download "prometheus=$PROMETHEUS_DEB_VERSION"; }; } )
   dpkg -x "$d"/prometheus_*.deb "$d/x"
-  mkdir -p "$promtool_prefix/bin"
-  install -m 0755 "$d/x/usr/bin/promtool" "$promtool_prefix/bin/promtool.tmp"
-  mv -f "$promtool_prefix/bin/promtool.tmp" "$promtool_prefix/bin/promtool"
+  install -m 0755 "$d/x/usr/bin/promtool" "$(stage "$promtool_prefix")/promtool"
+  promote "$promtool_prefix"
   rm -rf "$d/x" "$d"/*.deb
 }
 promtool_link() { link promtool "$promtool_prefix/bin/promtool"; }
@@ -148,9 +176,9 @@ kubernetes_build() {
       ld="$ld -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
     done
     for c in "${K8S_CMDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
-    mkdir -p "$k8s_prefix/bin"
-    "${BUILD[@]}" -ldflags "$ld" -o "$k8s_prefix/bin/" "${pkgs[@]}"
+    "${BUILD[@]}" -ldflags "$ld" -o "$(stage "$k8s_prefix")/" "${pkgs[@]}"
   )
+  promote "$k8s_prefix"
 }
 kubernetes_link() { local c; for c in "${K8S_CMDS[@]}"; do link "$c" "$k8s_prefix/bin/$c"; done; }
 
@@ -170,9 +198,9 @@ etcd_build() {
     go mod edit -go=1.26 -require="go.etcd.io/etcd/server/v3@$ETCD_VERSION"
     printf '//go:build tools\npackage tools\nimport _ "go.etcd.io/etcd/server/v3"\n' > tools.go
     go mod tidy
-    mkdir -p "$etcd_prefix/bin"
-    "${BUILD[@]}" -ldflags "-s -w" -o "$etcd_prefix/bin/etcd" go.etcd.io/etcd/server/v3
+    "${BUILD[@]}" -ldflags "-s -w" -o "$(stage "$etcd_prefix")/etcd" go.etcd.io/etcd/server/v3
   )
+  promote "$etcd_prefix"
 }
 etcd_link() { link etcd "$etcd_prefix/bin/etcd"; }
 
@@ -188,10 +216,11 @@ kwok_check() {
 }
 kwok_build() {
   local d; d=$(wrapper "kwok-$KWOK_VERSION")
-  ( cd "$d" && GOBIN="$kwok_prefix/bin" go install -p 2 -trimpath -ldflags "-s -w \
+  ( cd "$d" && GOBIN="$(stage "$kwok_prefix")" go install -p 2 -trimpath -ldflags "-s -w \
       -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v} \
       -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBERNETES_VERSION#v}" \
       "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION" )
+  promote "$kwok_prefix"
 }
 kwok_link() { link kwok "$kwok_prefix/bin/kwok"; link kwokctl "$kwok_prefix/bin/kwokctl"; }
 
@@ -204,11 +233,12 @@ metrics_server_check() {
 }
 metrics_server_build() {
   local d src; d=$(wrapper "metrics-server-$METRICS_SERVER_VERSION")
-  ( cd "$d" && GOBIN="$ms_prefix/bin" go install -p 2 -trimpath -ldflags "-s -w \
+  ( cd "$d" && GOBIN="$(stage "$ms_prefix")" go install -p 2 -trimpath -ldflags "-s -w \
       -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION \
       -X k8s.io/client-go/pkg/version.gitTreeState=clean \
       -X k8s.io/client-go/pkg/version.buildDate=1970-01-01T00:00:00Z" \
       "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION" )
+  promote "$ms_prefix"
   src=$(modjson "sigs.k8s.io/metrics-server@$METRICS_SERVER_VERSION" Dir)
   rm -rf "$ms_prefix/manifests"; mkdir -p "$ms_prefix/manifests"
   cp -r "$src/manifests/base" "$ms_prefix/manifests/base"; chmod -R u+w "$ms_prefix/manifests"
@@ -228,18 +258,18 @@ crds_list() {  # name module version subdir file... ('*' = every yaml in subdir)
   echo "gateway-api $GATEWAY_API_MODULE $GATEWAY_API_VERSION config/crd/standard *"
 }
 crds_check() {
-  local name mod ver sub files f
+  local - name mod ver sub files f; set -f   # no globbing of the '*' marker
   while read -r name mod ver sub files; do
     [ -f "$CRD_DIR/$name-$ver/.complete" ] || return 1
     for f in $files; do [ "$f" = '*' ] || [ -s "$CRD_DIR/$name-$ver/$f" ] || return 1; done
   done < <(crds_list)
 }
 crds_build() {
-  local name mod ver sub files f src dst
+  local - name mod ver sub files f src dst; set -f
   while read -r name mod ver sub files; do
     src=$(modjson "$mod@$ver" Dir); [ -d "$src/$sub" ] || die "crds: $mod@$ver has no $sub"
     dst="$CRD_DIR/$name-$ver"; rm -rf "$dst.tmp"; mkdir -p "$dst.tmp"
-    if [ "$files" = '*' ]; then cp "$src/$sub"/*.yaml "$dst.tmp/"
+    if [ "$files" = '*' ]; then find "$src/$sub" -maxdepth 1 -name '*.yaml' -exec cp {} "$dst.tmp/" \;
     else for f in $files; do cp "$src/$sub/$f" "$dst.tmp/"; done; fi
     echo "$mod@$ver $sub" > "$dst.tmp/.complete"
     chmod -R u+w "$dst.tmp"; rm -rf "$dst"; mv "$dst.tmp" "$dst"
@@ -280,7 +310,7 @@ for line in lines:
 PY
 }
 pulumi_build() {
-  local d lh=0 ld
+  local d lh=0 ld out
   d=$(wrapper "pulumi-$PULUMI_VERSION")
   (
     cd "$d"
@@ -302,16 +332,16 @@ pulumi_build() {
       [ "$lh" = 1 ] && echo "import _ \"$LH_MOD\""; } > tools.go
     go mod tidy
     ld="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION"
-    mkdir -p "$pulumi_prefix/bin"
-    "${BUILD[@]}" -tags osusergo,grpcnotrace -ldflags "$ld" -o "$pulumi_prefix/bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+    out=$(stage "$pulumi_prefix")
+    "${BUILD[@]}" -tags osusergo,grpcnotrace -ldflags "$ld" -o "$out/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+    rm -f "$pulumi_prefix/bin/pulumi-language-python" "$pulumi_prefix/bin/pulumi-language-python-exec"
     if [ "$lh" = 1 ]; then
-      "${BUILD[@]}" -tags osusergo,grpcnotrace -ldflags "$ld" -o "$pulumi_prefix/bin/pulumi-language-python" "$LH_MOD"
+      "${BUILD[@]}" -tags osusergo,grpcnotrace -ldflags "$ld" -o "$out/pulumi-language-python" "$LH_MOD"
       install -m 0755 "$(modjson "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION" Dir)/python/cmd/pulumi-language-python-exec" \
-        "$pulumi_prefix/bin/pulumi-language-python-exec"
-    else
-      rm -f "$pulumi_prefix/bin/pulumi-language-python" "$pulumi_prefix/bin/pulumi-language-python-exec"
+        "$out/pulumi-language-python-exec"
     fi
   )
+  promote "$pulumi_prefix"
 }
 pulumi_link() {
   local c
@@ -336,6 +366,8 @@ pulumi_kubernetes_check() {
 }
 pulumi_kubernetes_build() {
   local d src mod=github.com/pulumi/pulumi-kubernetes/provider/v4
+  # its version check asks the provider for its schema through the pulumi CLI
+  [ -x "$pulumi_prefix/bin/pulumi" ] || die "pulumi-kubernetes needs the pulumi CLI: run tools/bootstrap.sh pulumi first"
   d=$(wrapper "pulumi-resource-kubernetes-v$PULUMI_KUBERNETES_VERSION")
   (
     cd "$d"
@@ -351,10 +383,10 @@ pulumi_kubernetes_build() {
     go mod tidy
     ( cd gen && VERSION="$PULUMI_KUBERNETES_VERSION" go run -p 2 -trimpath ./generate.go )
     mv gen/schema-embed.json gen/terraform-mapping-embed.json cmd/pulumi-resource-kubernetes/
-    mkdir -p "$prk_prefix/bin"
     "${BUILD[@]}" -ldflags "-s -w -X $mod/pkg/version.Version=$PULUMI_KUBERNETES_VERSION" \
-      -o "$prk_prefix/bin/pulumi-resource-kubernetes" ./cmd/pulumi-resource-kubernetes
+      -o "$(stage "$prk_prefix")/pulumi-resource-kubernetes" ./cmd/pulumi-resource-kubernetes
   )
+  promote "$prk_prefix"
 }
 pulumi_kubernetes_link() {
   link pulumi-resource-kubernetes "$prk_prefix/bin/pulumi-resource-kubernetes"

@@ -21,6 +21,8 @@ export KUBECONFIG="${BUNDLE_KUBECONFIG:-$BUNDLE_TOOLS_DIR/kubeconfig-$BUNDLE_CLU
 export PULUMI_HOME="${PULUMI_HOME:-$BUNDLE_TOOLS_DIR/pulumi-home}"
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+# use the version-keyed plugin cache (bootstrap.sh installs the provider there), not whatever is on PATH
+export PULUMI_IGNORE_AMBIENT_PLUGINS=true
 export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-local-test-only}"
 export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$BUNDLE_TOOLS_DIR/pulumi-state}"
 mkdir -p "$BUNDLE_TOOLS_DIR/pulumi-state" 2>/dev/null || true
