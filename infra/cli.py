@@ -102,7 +102,7 @@ def register_plan(sub: argparse._SubParsersAction) -> None:
 
 
 # Modules that add a subcommand: each has `register(subparsers)` and sets `func` on its parser.
-COMMAND_MODULES: tuple[str, ...] = ("infra.capacity", "infra.simulation", "infra.export", "infra.policy.report", "infra.runbooks", "infra.ops.status", "infra.ops.smoke")
+COMMAND_MODULES: tuple[str, ...] = ("infra.capacity", "infra.simulation", "infra.export", "infra.policy.report", "infra.runbooks", "infra.ops.status", "infra.ops.smoke", "infra.engine")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,7 +35,16 @@ def release_name(variant: VariantConfig) -> str:
 
 
 def quantity_mib(n_bytes: int) -> str:
-    return f"{-(-n_bytes // MIB)}Mi"
+    """Bytes, rounded up to whole MiB, as a quantity in Kubernetes' canonical form: the largest binary
+    suffix with an integer mantissa (3072Mi -> "3Gi", 1536Mi stays "1536Mi"). The API server stores
+    quantities that way, so a manifest in any other form differs from its live object; server-side
+    apply then reports a conflict with the field's other manager (`pulumi up` vs `kubectl apply` of
+    the export)."""
+    mib = -(-n_bytes // MIB)
+    for suffix, factor in (("Ti", 1024 * 1024), ("Gi", 1024)):
+        if mib and mib % factor == 0:
+            return f"{mib // factor}{suffix}"
+    return f"{mib}Mi" if mib else "0"
 
 
 def cpu_quantity(millicores: int) -> str:

@@ -1,6 +1,7 @@
 # The local control plane: kube-apiserver, etcd, scheduler, controller-manager and kwok (tools/cluster.sh),
 # with simulated GPU node pools that mirror a stack's pools (python -m infra cluster-nodes) and the CRDs
-# the bundle can render (ServiceMonitor, PrometheusRule, ScaledObject, HTTPRoute, ...).
+# the bundle can render (ServiceMonitor, PrometheusRule, ScaledObject, HTTPRoute, Argo CD Application,
+# Flux Kustomization and GitRepository: tools/cluster.sh crds).
 CLUSTER_ENV ?= local
 
 .PHONY: cluster-up cluster-down
@@ -10,7 +11,7 @@ cluster-up: venv ## start the local cluster with node pools mirroring the `local
 	  && nodes="$$BUNDLE_TOOLS_DIR/nodes-$(CLUSTER_ENV).yaml" \
 	  && $(PY) -m infra cluster-nodes --env $(CLUSTER_ENV) > "$$nodes" \
 	  && tools/cluster.sh up "$$nodes" \
-	  && for d in prometheus-operator keda gateway-api; do kubectl apply --server-side --force-conflicts -f "$$BUNDLE_CRDS_DIR/$$d/" >/dev/null; done \
+	  && tools/cluster.sh crds \
 	  && kubectl get nodes -L nvidia.com/gpu.product,amd.com/gpu.product-name
 
 cluster-down: ## stop and delete the local cluster (no process left behind)

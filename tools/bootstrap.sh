@@ -256,6 +256,11 @@ crds_list() {  # name module version subdir file... ('*' = every yaml in subdir)
        "monitoring.coreos.com_servicemonitors.yaml monitoring.coreos.com_prometheusrules.yaml monitoring.coreos.com_podmonitors.yaml"
   echo "keda $KEDA_MODULE $KEDA_VERSION config/crd/bases keda.sh_scaledobjects.yaml keda.sh_triggerauthentications.yaml"
   echo "gateway-api $GATEWAY_API_MODULE $GATEWAY_API_VERSION config/crd/standard *"
+  echo "argo-cd $ARGO_CD_MODULE $ARGO_CD_VERSION manifests/crds application-crd.yaml"
+  echo "flux-kustomize-controller $FLUX_KUSTOMIZE_CONTROLLER_MODULE $FLUX_KUSTOMIZE_CONTROLLER_VERSION config/crd/bases" \
+       "kustomize.toolkit.fluxcd.io_kustomizations.yaml"
+  echo "flux-source-controller $FLUX_SOURCE_CONTROLLER_MODULE $FLUX_SOURCE_CONTROLLER_VERSION config/crd/bases" \
+       "source.toolkit.fluxcd.io_gitrepositories.yaml"
 }
 crds_check() {
   local - name mod ver sub files f; set -f   # no globbing of the '*' marker

@@ -3,6 +3,7 @@
 # metrics-server enabled (HPA on kwok-simulated CPU usage), only the binaries cached by tools/bootstrap.sh.
 #
 #   tools/cluster.sh up [NODES.yaml ...]   create (or reuse) the cluster, then apply extra objects (e.g. GPU nodes)
+#   tools/cluster.sh crds                  apply every CRD that `tools/bootstrap.sh crds` cached (server-side)
 #   tools/cluster.sh down                  delete the cluster; leaves no processes behind
 #   tools/cluster.sh status                cluster, nodes, and what its processes listen on
 #   tools/cluster.sh kubeconfig            print the kubeconfig path
@@ -115,6 +116,20 @@ cmd_up() {
   kubectl get nodes -o wide >&2
 }
 
+# the CRDs the bundle can render (ServiceMonitor, ScaledObject, HTTPRoute, Argo CD Application, Flux ...),
+# from the pinned upstream modules: only the stable links crds/<source> -> <source>-<version> are read
+cmd_crds() {
+  local d applied=""
+  for d in "$BUNDLE_CRDS_DIR"/*; do
+    [ -L "$d" ] && [ -d "$d" ] || continue
+    kubectl apply --server-side --force-conflicts -f "$d/" >/dev/null
+    applied="$applied ${d##*/}"
+  done
+  [ -n "$applied" ] || die "no CRDs in $BUNDLE_CRDS_DIR: run tools/bootstrap.sh crds"
+  kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
+  log "CRDs applied from:$applied"
+}
+
 cmd_down() {
   local pids p i
   pids=$(cluster_pids | tr '\n' ' ')
@@ -150,8 +165,9 @@ cmd_status() {
 
 case "${1:-}" in
   up) shift; cmd_up "$@" ;;
+  crds) cmd_crds ;;
   down) cmd_down ;;
   status) cmd_status ;;
   kubeconfig) echo "$KUBECONFIG" ;;
-  *) sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

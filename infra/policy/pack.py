@@ -98,9 +98,40 @@ def validate_workload_resources(args: Any, report_violation: ReportViolation) ->
 # ---------------------------------------------------------------------------------------------
 
 
+def applied(obj: Mapping[str, Any], *path: str) -> bool:
+    """Whether a server-side-apply manager (Pulumi, `kubectl apply --server-side`, Argo CD) owns the field at
+    `path`, per the object's metadata.managedFields. Defaulted fields have no owner; a controller that
+    writes through a subresource (the HPA, through `scale`) is an `Update`, not an `Apply`."""
+    for entry in obj.get("metadata", {}).get("managedFields") or []:
+        node: Any = entry.get("fieldsV1") or {}
+        if entry.get("operation") != "Apply":
+            continue
+        for key in path:
+            node = node.get(f"f:{key}") if isinstance(node, Mapping) else None
+            if node is None:
+                break
+        else:
+            return True
+    return False
+
+
+def as_applied(obj: dict[str, Any]) -> dict[str, Any]:
+    """A stack resource as the program declared it, as far as the rules need.
+
+    AnalyzeStack sees each resource's *outputs*, i.e. the live object after the update (pulumi/pkg
+    resource/deploy/step_generator.go, AnalyzeResources: "AnalyzeStack is called on the final outputs of
+    each resource"). There a Deployment's spec.replicas is always set: the API server defaults it, then
+    the autoscaler changes it. It only counts as set by the program when an applier owns it."""
+    spec = obj.get("spec")
+    if (obj.get("kind") == "Deployment" and isinstance(spec, Mapping) and "replicas" in spec
+            and "managedFields" in obj.get("metadata", {}) and not applied(obj, "spec", "replicas")):
+        return {**obj, "spec": {k: v for k, v in spec.items() if k != "replicas"}}
+    return obj
+
+
 def stack_objects(resources: Iterable[Any]) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Every Kubernetes resource of the stack as a manifest, and each object's URN by its id."""
-    pairs = [(obj, r.urn) for r in resources if (obj := manifest(r.resource_type, r.props)) is not None]
+    pairs = [(as_applied(obj), r.urn) for r in resources if (obj := manifest(r.resource_type, r.props)) is not None]
     # A namespace still unknown in preview is the stack's Namespace (there is exactly one).
     namespaces = [o["metadata"].get("name") for o, _ in pairs if o.get("kind") == "Namespace"]
     if len(namespaces) == 1 and namespaces[0] != UNKNOWN:

@@ -24,10 +24,10 @@ from tests.conftest import STACKS
 
 MANIFESTS = REPO_ROOT / "manifests"
 # Where each custom resource's CRD comes from: the upstream Go module that `tools/bootstrap.sh crds`
-# copies it out of. Argo CD and Flux are not among that component's sources yet: their objects are
-# validated when it gains them (github.com/argoproj/argo-cd/v3 manifests/crds, github.com/fluxcd/
-# kustomize-controller and source-controller config/crd/bases) and skipped until then.
-BOOTSTRAPPED_CRD_GROUPS = {"monitoring.coreos.com", "keda.sh", "gateway.networking.k8s.io"}
+# copies it out of (Argo CD: github.com/argoproj/argo-cd/v3 manifests/crds; Flux: github.com/fluxcd/
+# kustomize-controller and source-controller config/crd/bases; pins in tools/versions.env).
+BOOTSTRAPPED_CRD_GROUPS = {"monitoring.coreos.com", "keda.sh", "gateway.networking.k8s.io",
+                           "argoproj.io", "kustomize.toolkit.fluxcd.io", "source.toolkit.fluxcd.io"}
 
 
 @functools.cache

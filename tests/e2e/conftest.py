@@ -1,0 +1,40 @@
+"""Fixtures of the e2e tier: one kwok cluster for the whole session, a fresh `local` stack per module.
+
+The cluster is the suite's own (`jina-e2e`, kubeconfig $BUNDLE_TOOLS_DIR/kubeconfig-jina-e2e): started at the
+first test that asks for it, deleted at the end of the session whatever happened, never reused from an
+earlier run. Its nodes mirror the `local` stack's pools (infra/simulation.py). Each test module that needs
+the stack deploys manifests/local into it and removes it again, so a module that breaks things (drain,
+over-capacity, rollout, autoscaling) cannot leak into the next one.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.kube import CLUSTER_NAME, Cluster, ClusterLock, deploy_local_stack, remove_stack, start_cluster, stop_cluster
+
+LOCAL = "local"
+
+
+@pytest.fixture(scope="session")
+def e2e_cluster() -> Cluster:
+    lock = ClusterLock(CLUSTER_NAME)
+    lock.acquire()
+    try:
+        cluster = start_cluster(CLUSTER_NAME, nodes_env=LOCAL)
+        try:
+            yield cluster
+        finally:
+            down = stop_cluster(cluster)
+            assert down.returncode == 0, f"tools/cluster.sh down failed:\n{down.stderr[-3000:]}"
+    finally:
+        lock.release()
+
+
+@pytest.fixture(scope="module")
+def local_stack(e2e_cluster):
+    """manifests/local applied server-side and every variant Ready; the stack's Plan."""
+    try:
+        yield deploy_local_stack(e2e_cluster, LOCAL)
+    finally:
+        remove_stack(e2e_cluster, LOCAL)

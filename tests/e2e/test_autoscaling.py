@@ -1,0 +1,64 @@
+"""The HPA of an autoscaled variant scales it up and back down from (simulated) CPU usage.
+
+kwok reports each pod's CPU usage from its `kwok.x-k8s.io/usage-cpu` annotation (kwokctl's default
+ClusterResourceUsage); the real metrics-server scrapes it and the real HPA controller acts on it. The
+usage is set through the pod template, so every pod the HPA adds reports it too.
+
+CI time: the chart's scale-down behaviour (stabilizationWindowSeconds 600, 1 pod per 180 s: no flapping
+after a burst) would keep this test waiting over ten minutes. The test shortens only that, on the live
+HPA (window 0, 1 pod per 15 s); the scale-up behaviour is the chart's own.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kubernetes.utils import parse_quantity
+
+from tests.e2e.kube import deployment_settled, wait_until
+
+pytestmark = pytest.mark.e2e
+VARIANT = "retrieval"
+USAGE = "kwok.x-k8s.io/usage-cpu"
+FAST_SCALE_DOWN = {"stabilizationWindowSeconds": 0, "selectPolicy": "Max", "policies": [{"type": "Pods", "value": 1, "periodSeconds": 15}]}
+
+
+def cpu_usage(cluster, namespace: str, name: str, fraction_of_request: float, release) -> None:
+    request = parse_quantity(release.values["resources"]["requests"]["cpu"])
+    usage = f"{int(float(request) * 1000 * fraction_of_request)}m"
+    patch = {"spec": {"template": {"metadata": {"annotations": {USAGE: usage}}}}}
+    cluster.kubectl("-n", namespace, "patch", f"deployment/{name}", "-p", json.dumps(patch))
+
+
+def hpa_state(cluster, namespace: str, name: str) -> tuple[int | None, int | None]:
+    """(desired replicas, current CPU utilization %) of the HPA."""
+    hpa = cluster.autoscaling.read_namespaced_horizontal_pod_autoscaler(name, namespace)
+    metrics = [m for m in hpa.status.current_metrics or [] if m.type == "Resource" and m.resource.name == "cpu"]
+    return hpa.status.desired_replicas, (metrics[0].resource.current.average_utilization if metrics else None)
+
+
+def test_hpa_scales_up_and_back_down_from_cpu_usage(e2e_cluster, local_stack):
+    ns, release = local_stack.namespace, local_stack.release(VARIANT)
+    autoscaling = release.values["autoscaling"]
+    assert autoscaling["enabled"] and autoscaling["metric"] == "cpu", autoscaling
+    low, high, target = autoscaling["minReplicas"], autoscaling["maxReplicas"], autoscaling["targetCpuUtilization"]
+    hpa = release.name
+
+    # a baseline first: metrics-server has scraped the pods, the HPA sees their (idle) utilization
+    wait_until(lambda: hpa_state(e2e_cluster, ns, hpa)[1] is not None, 180, f"HPA {hpa} to read CPU metrics")
+    desired, utilization = hpa_state(e2e_cluster, ns, hpa)
+    assert desired == low and utilization < target, (desired, utilization)
+    e2e_cluster.kubectl("-n", ns, "patch", f"hpa/{hpa}", "-p", json.dumps({"spec": {"behavior": {"scaleDown": FAST_SCALE_DOWN}}}))
+
+    # busy: 90% of the CPU request, above the 70% target -> up to maxReplicas (the pool has the GPUs)
+    cpu_usage(e2e_cluster, ns, release.name, 0.9, release)
+    wait_until(lambda: hpa_state(e2e_cluster, ns, hpa)[0] == high, 300, f"HPA {hpa} to want {high} replicas")
+    wait_until(lambda: deployment_settled(e2e_cluster, ns, release.name, high), 120, f"{release.name}: {high} Ready replicas")
+    assert hpa_state(e2e_cluster, ns, hpa)[1] > target
+
+    # idle again: 10% -> back down to minReplicas
+    cpu_usage(e2e_cluster, ns, release.name, 0.1, release)
+    wait_until(lambda: hpa_state(e2e_cluster, ns, hpa)[0] == low, 300, f"HPA {hpa} to want {low} replicas")
+    wait_until(lambda: deployment_settled(e2e_cluster, ns, release.name, low), 120, f"{release.name}: back to {low} Ready replicas")
+    assert hpa_state(e2e_cluster, ns, hpa)[1] < target
