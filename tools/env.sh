@@ -23,7 +23,8 @@ export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 # use the version-keyed plugin cache (bootstrap.sh installs the provider there), not whatever is on PATH
 export PULUMI_IGNORE_AMBIENT_PLUGINS=true
-export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-local-test-only}"
+# No PULUMI_CONFIG_PASSPHRASE here: `python -m infra engine` sets the public one for the `local` stack
+# only (Pulumi.local.yaml holds its salt); every other stack needs its team's own passphrase.
 export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$BUNDLE_TOOLS_DIR/pulumi-state}"
 mkdir -p "$BUNDLE_TOOLS_DIR/pulumi-state" 2>/dev/null || true
 
