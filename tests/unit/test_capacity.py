@@ -80,11 +80,20 @@ def run_capacity(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "infra", "capacity", *args], cwd=REPO_ROOT, capture_output=True, text=True)
 
 
-def test_capacity_command_prints_replicas_and_gpus():
-    proc = run_capacity("--env", "prod", "--tokens-per-second", "50000", "--mean-input-tokens", "256")
+README_COMMANDS = [line.split("#")[0].split()[4:] for line in (REPO_ROOT / "README.md").read_text().splitlines()
+                   if line.startswith(".venv/bin/python -m infra capacity")]
+
+
+@pytest.mark.parametrize("args", README_COMMANDS, ids=[" ".join(a) for a in README_COMMANDS])
+def test_the_readme_capacity_commands_print_replicas_and_gpus(args):
+    proc = run_capacity(*args)
     assert proc.returncode == 0, proc.stderr
-    for fragment in ("HPA min", "HPA max", "retrieval", "nvidia.com/mig-1g.10gb", "GPUs", "tokens/s per replica"):
+    for fragment in ("HPA min", "HPA max", "retrieval", "nvidia.com/", "GPUs", "tokens/s per replica"):
         assert fragment in proc.stdout
+
+
+def test_the_readme_shows_capacity_commands():
+    assert len(README_COMMANDS) >= 2
 
 
 def test_capacity_refuses_a_slice_the_model_cannot_fit():
