@@ -11,24 +11,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.kube import CLUSTER_NAME, Cluster, ClusterLock, deploy_local_stack, remove_stack, start_cluster, stop_cluster
+from tests.e2e.kube import CLUSTER_NAME, Cluster, deploy_local_stack, remove_stack, running_cluster
 
 LOCAL = "local"
 
 
 @pytest.fixture(scope="session")
 def e2e_cluster() -> Cluster:
-    lock = ClusterLock(CLUSTER_NAME)
-    lock.acquire()
-    try:
-        cluster = start_cluster(CLUSTER_NAME, nodes_env=LOCAL)
-        try:
-            yield cluster
-        finally:
-            down = stop_cluster(cluster)
-            assert down.returncode == 0, f"tools/cluster.sh down failed:\n{down.stderr[-3000:]}"
-    finally:
-        lock.release()
+    with running_cluster(CLUSTER_NAME, nodes_env=LOCAL) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="module")

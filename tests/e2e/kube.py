@@ -10,13 +10,14 @@ the Pulumi engine's, run against their own cluster in the same session).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -170,6 +171,23 @@ def stop_cluster(cluster: Cluster) -> subprocess.CompletedProcess:
 # ---------------------------------------------------------------------------------------------
 # A stack's export on the cluster
 # ---------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def running_cluster(name: str, nodes_env: str) -> Iterator[Cluster]:
+    """A cluster of our own for the duration of the block: locked against a second test session,
+    started from `nodes_env`'s pools, and always deleted at the end."""
+    lock = ClusterLock(name)
+    lock.acquire()
+    try:
+        cluster = start_cluster(name, nodes_env=nodes_env)
+        try:
+            yield cluster
+        finally:
+            down = stop_cluster(cluster)
+            assert down.returncode == 0, f"tools/cluster.sh down failed:\n{down.stderr[-3000:]}"
+    finally:
+        lock.release()
 
 
 def manifests(env: str) -> Path:

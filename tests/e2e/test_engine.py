@@ -23,7 +23,7 @@ import pytest
 from infra.components.variant import rollout_await_seconds
 from infra.config import REPO_ROOT
 from infra.plan import build_for_env
-from tests.e2e.kube import ClusterLock, objects_in, start_cluster, stop_cluster
+from tests.e2e.kube import objects_in, running_cluster
 from tests.e2e.pulumi_engine import POLICY_PACK, Engine, chart_children, expected_resources, type_token
 from tests.e2e.privileged_program import NAME as PRIVILEGED
 from tests.unit.pulumi_program_harness import PLAINTEXT
@@ -35,17 +35,8 @@ ENV = "local"
 
 @pytest.fixture(scope="module")
 def cluster():
-    lock = ClusterLock(CLUSTER)
-    lock.acquire()
-    try:
-        c = start_cluster(CLUSTER, nodes_env=ENV)
-        try:
-            yield c
-        finally:
-            down = stop_cluster(c)
-            assert down.returncode == 0, f"tools/cluster.sh down failed:\n{down.stderr[-3000:]}"
-    finally:
-        lock.release()
+    with running_cluster(CLUSTER, nodes_env=ENV) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")
