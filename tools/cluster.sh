@@ -82,6 +82,21 @@ annotate_nodes() {
   done
 }
 
+# metrics-server's APIService must be Available: HPAs read CPU usage through it, and while an aggregated
+# API is unavailable the namespace controller cannot finish deleting any namespace. kwokctl's binary
+# runtime does not restart a component that exits, and metrics-server panics when the API server still
+# refuses connections as it starts (seen on a loaded 2-core machine), so restart the components then.
+ensure_metrics_api() {
+  local attempt
+  for attempt in 1 2 3; do
+    kubectl wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=60s >/dev/null 2>&1 && return 0
+    log "metrics API not available (attempt $attempt): restarting the cluster's components"
+    kwokctl stop cluster --name "$NAME" >/dev/null 2>&1 || true
+    kwokctl start cluster --name "$NAME" --wait "$WAIT" >/dev/null
+  done
+  die "the metrics API (v1beta1.metrics.k8s.io) never became Available; see $CLUSTER_DIR/logs/metrics-server.log"
+}
+
 cmd_up() {
   need_bins
   local t0 t1 f
@@ -108,9 +123,7 @@ cmd_up() {
   if [ -n "$(kubectl get nodes -o name)" ]; then
     kubectl wait --for=condition=Ready node --all --timeout=120s >/dev/null
   fi
-  # metrics-server's APIService must be Available before an HPA can read CPU usage
-  kubectl wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=180s >/dev/null \
-    || log "warning: metrics API not available yet"
+  ensure_metrics_api
   t1=$(date +%s)
   log "cluster $NAME up in $((t1 - t0))s; export KUBECONFIG=$KUBECONFIG (or: source tools/env.sh)"
   kubectl get nodes -o wide >&2
