@@ -33,6 +33,7 @@ test-fast: venv ## the tiers that need no cluster (unit, chart, policy, alerts)
 	$(TOOLS_ENV) && tools/bootstrap.sh helm promtool && $(PY) -m pytest -m "not e2e"
 
 plan: venv ## print a stack's plan: make plan ENV=prod
+	$(if $(ENV),,$(error usage: make plan ENV=<stack>, e.g. make plan ENV=prod))
 	$(PY) -m infra plan --env $(ENV)
 
 # Per-topic targets (export, cluster, demo, ...) live in mk/*.mk.

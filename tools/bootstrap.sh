@@ -10,6 +10,8 @@
 # A component is skipped when its cached binary reports the pinned version (its real --version output).
 # --force (or BUNDLE_TOOLS_FORCE=1) rebuilds the named components regardless.
 set -euo pipefail
+# command substitutions ($(...)) keep -e too, so a failing helper inside one aborts the build
+shopt -s inherit_errexit
 
 TOOLS_SRC_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=tools/versions.env
@@ -25,7 +27,7 @@ for a in "$@"; do
     --print-dir) echo "$DIR"; exit 0 ;;
     --list) printf '%s\n' "${ALL_COMPONENTS[@]}"; exit 0 ;;
     --force) FORCE=1 ;;
-    -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
     -*) echo "bootstrap.sh: unknown option $a" >&2; exit 2 ;;
     *)
       ok=0; for c in "${ALL_COMPONENTS[@]}"; do [ "$c" = "$a" ] && ok=1; done
@@ -36,6 +38,11 @@ done
 [ "${#COMPONENTS[@]}" -gt 0 ] || COMPONENTS=("${ALL_COMPONENTS[@]}")
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+# Only the Go module proxy: Go's default GOPROXY ends in ",direct", which on a 404/410 from the proxy
+# fetches the module straight from its VCS host (github.com, go.googlesource.com, ...). Without
+# ",direct" a module or version the proxy does not serve fails the build instead of silently coming
+# from somewhere else (versions.env: "fetched through the Go module proxy or Debian apt; nothing else").
+export GOPROXY=https://proxy.golang.org
 # keep the repo's own GOFLAGS etc. out of the wrappers; module/build caches are the machine's defaults
 # (GOMODCACHE / GOCACHE may be overridden by the caller, e.g. to share them in CI).
 GOMODCACHE="$(go env GOMODCACHE)"; export GOMODCACHE
@@ -50,23 +57,35 @@ if ! flock -n 9; then
 fi
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 die() { printf '[bootstrap] ERROR: %s\n' "$*" >&2; exit 1; }
+# modules matching GONOPROXY (default: GOPRIVATE; an empty variable falls back to `go env -w`) bypass GOPROXY
+GONOPROXY_NOW=$(go env GONOPROXY)
+if [ -n "$GONOPROXY_NOW" ]; then
+  log "WARNING: GONOPROXY/GOPRIVATE is '$GONOPROXY_NOW': modules matching it are fetched from their VCS, not $GOPROXY"
+fi
 
-# modjson MODULE@VER FIELD -> prints a field of `go mod download -json`
+# modjson MODULE@VER FIELD -> prints a field of `go mod download -json`; fails (with go's stderr) otherwise
 modjson() {
-  local out
-  out=$(go mod download -json "$1" 2>&1) || true
+  local out err errf rc=0
+  errf=$(mktemp)
+  # stdout is the JSON document (also on failure: its "Error" field); stderr is kept apart for the message
+  out=$(go mod download -json "$1" 2>"$errf") || rc=$?
+  err=$(cat "$errf"); rm -f "$errf"
   python3 -c '
 import sys, json
+mod, field, out, rc, err = sys.argv[1:6]
+why = "exit status %s" % rc + ("; stderr: " + err.strip() if err.strip() else "")
 try:
-    d = json.loads(sys.argv[3])
+    d = json.loads(out)
 except ValueError:
-    sys.exit("go mod download %s failed: %s" % (sys.argv[1], sys.argv[3]))
+    sys.exit("go mod download -json %s failed (%s); stdout: %s" % (mod, why, out.strip() or "(empty)"))
 if d.get("Error"):
-    sys.exit("go mod download %s failed: %s" % (sys.argv[1], d["Error"]))
-v = d.get(sys.argv[2]) or (d.get("Origin") or {}).get(sys.argv[2], "")
+    sys.exit("go mod download -json %s failed: %s (%s)" % (mod, d["Error"], why))
+if rc != "0":
+    sys.exit("go mod download -json %s failed (%s)" % (mod, why))
+v = d.get(field) or (d.get("Origin") or {}).get(field, "")
 if not v:
-    sys.exit("go mod download %s: no %s" % (sys.argv[1], sys.argv[2]))
-print(v)' "$1" "$2" "$out"
+    sys.exit("go mod download -json %s: no %s" % (mod, field))
+print(v)' "$1" "$2" "$out" "$rc" "$err"
 }
 
 # link NAME TARGET : stable symlink $DIR/bin/NAME -> TARGET (relative, atomic replace)
@@ -107,10 +126,11 @@ helm_check() {
   ver_ok "$("$helm_prefix/bin/helm" version --short 2>/dev/null || true)" "$HELM_VERSION"
 }
 helm_build() {
-  local d; d=$(wrapper "helm-$HELM_VERSION")
+  local d out; d=$(wrapper "helm-$HELM_VERSION")
   (
     cd "$d"
-    GOBIN="$(stage "$helm_prefix")" go install -p 2 -trimpath -ldflags "-s -w \
+    out=$(stage "$helm_prefix")
+    GOBIN="$out" go install -p 2 -trimpath -ldflags "-s -w \
       -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION \
       -X helm.sh/helm/v4/internal/version.gitTreeState=clean" \
       "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
@@ -128,12 +148,13 @@ promtool_check() {
   ver_ok "$("$promtool_prefix/bin/promtool" --version 2>&1 || true)" "promtool, version $promtool_ver"
 }
 promtool_build() {
-  local d; d=$(wrapper "promtool-$promtool_ver")
+  local d out; d=$(wrapper "promtool-$promtool_ver")
   rm -rf "$d"/*.deb "$d/x"
   ( cd "$d" && { apt-get download "prometheus=$PROMETHEUS_DEB_VERSION" \
         || { apt-get update -qq && apt-get download "prometheus=$PROMETHEUS_DEB_VERSION"; }; } )
   dpkg -x "$d"/prometheus_*.deb "$d/x"
-  install -m 0755 "$d/x/usr/bin/promtool" "$(stage "$promtool_prefix")/promtool"
+  out=$(stage "$promtool_prefix")
+  install -m 0755 "$d/x/usr/bin/promtool" "$out/promtool"
   promote "$promtool_prefix"
   rm -rf "$d/x" "$d"/*.deb
 }
@@ -153,17 +174,19 @@ kubernetes_check() {
   ver_ok "$("$k8s_prefix/bin/kubectl" version --client 2>&1 || true)" "Client Version: $KUBERNETES_VERSION"
 }
 kubernetes_build() {
-  local d gomod m minor ld p c pkgs=()
+  local d gomod staging m minor ld p c out pkgs=()
   d=$(wrapper "kubernetes-$KUBERNETES_VERSION")
   minor=$(cut -d. -f2 <<<"${KUBERNETES_VERSION#v}")
   gomod=$(modjson "k8s.io/kubernetes@$KUBERNETES_VERSION" GoMod)
+  # one replace per staging module, read from the served go.mod (k8s.io/X => ./staging/src/k8s.io/X)
+  staging=$(sed -n 's#^[[:space:]]*\(k8s\.io/[A-Za-z0-9._-]*\)[[:space:]]*=>[[:space:]]*\./staging/.*#\1#p' "$gomod")
+  [ -n "$staging" ] || die "kubernetes: no ./staging replace in $gomod"
   (
     cd "$d"
     rm -f go.mod go.sum
     go mod init local.invalid/k8sbins >/dev/null 2>&1
     go mod edit -go=1.26
-    # one replace per staging module, read from the served go.mod (k8s.io/X => ./staging/src/k8s.io/X)
-    for m in $(sed -n 's#^[[:space:]]*\(k8s\.io/[A-Za-z0-9._-]*\)[[:space:]]*=>[[:space:]]*\./staging/.*#\1#p' "$gomod"); do
+    for m in $staging; do
       go mod edit -replace="$m=$m@$KUBERNETES_STAGING_VERSION"
     done
     go mod edit -require="k8s.io/kubernetes@$KUBERNETES_VERSION"
@@ -176,7 +199,8 @@ kubernetes_build() {
       ld="$ld -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
     done
     for c in "${K8S_CMDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
-    "${BUILD[@]}" -ldflags "$ld" -o "$(stage "$k8s_prefix")/" "${pkgs[@]}"
+    out=$(stage "$k8s_prefix")
+    "${BUILD[@]}" -ldflags "$ld" -o "$out/" "${pkgs[@]}"
   )
   promote "$k8s_prefix"
 }
@@ -190,7 +214,7 @@ etcd_check() {
   ver_ok "$("$etcd_prefix/bin/etcd" --version 2>&1 || true)" "etcd Version: ${ETCD_VERSION#v}"
 }
 etcd_build() {
-  local d; d=$(wrapper "etcd-$ETCD_VERSION")
+  local d out; d=$(wrapper "etcd-$ETCD_VERSION")
   (
     cd "$d"
     rm -f go.mod go.sum
@@ -198,7 +222,8 @@ etcd_build() {
     go mod edit -go=1.26 -require="go.etcd.io/etcd/server/v3@$ETCD_VERSION"
     printf '//go:build tools\npackage tools\nimport _ "go.etcd.io/etcd/server/v3"\n' > tools.go
     go mod tidy
-    "${BUILD[@]}" -ldflags "-s -w" -o "$(stage "$etcd_prefix")/etcd" go.etcd.io/etcd/server/v3
+    out=$(stage "$etcd_prefix")
+    "${BUILD[@]}" -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3
   )
   promote "$etcd_prefix"
 }
@@ -215,8 +240,9 @@ kwok_check() {
   done
 }
 kwok_build() {
-  local d; d=$(wrapper "kwok-$KWOK_VERSION")
-  ( cd "$d" && GOBIN="$(stage "$kwok_prefix")" go install -p 2 -trimpath -ldflags "-s -w \
+  local d out; d=$(wrapper "kwok-$KWOK_VERSION")
+  out=$(stage "$kwok_prefix")
+  ( cd "$d" && GOBIN="$out" go install -p 2 -trimpath -ldflags "-s -w \
       -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v} \
       -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBERNETES_VERSION#v}" \
       "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION" )
@@ -232,8 +258,9 @@ metrics_server_check() {
   ver_ok "$("$ms_prefix/bin/metrics-server" --version 2>&1 || true)" "$METRICS_SERVER_VERSION"
 }
 metrics_server_build() {
-  local d src; d=$(wrapper "metrics-server-$METRICS_SERVER_VERSION")
-  ( cd "$d" && GOBIN="$(stage "$ms_prefix")" go install -p 2 -trimpath -ldflags "-s -w \
+  local d src out; d=$(wrapper "metrics-server-$METRICS_SERVER_VERSION")
+  out=$(stage "$ms_prefix")
+  ( cd "$d" && GOBIN="$out" go install -p 2 -trimpath -ldflags "-s -w \
       -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION \
       -X k8s.io/client-go/pkg/version.gitTreeState=clean \
       -X k8s.io/client-go/pkg/version.buildDate=1970-01-01T00:00:00Z" \
@@ -315,17 +342,21 @@ for line in lines:
 PY
 }
 pulumi_build() {
-  local d lh=0 ld out
+  local d lh=0 ld out m gomod reps="" sdkdir
   d=$(wrapper "pulumi-$PULUMI_VERSION")
+  # the non-local replaces of the served pkg/sdk go.mod files (x/text pin, clipboard fork); each step is
+  # its own assignment so that a failing modjson/mod_replaces aborts the build (never drops the replaces)
+  for m in pkg sdk; do
+    gomod=$(modjson "github.com/pulumi/pulumi/$m/v3@$PULUMI_VERSION" GoMod)
+    reps="$reps $(mod_replaces "$gomod")"
+  done
   (
     cd "$d"
     rm -f go.mod go.sum
     go mod init local.invalid/pulumibins >/dev/null 2>&1
     go mod edit -go=1.26
-    # copy the non-local replaces of the served pkg/sdk go.mod files (x/text pin, clipboard fork)
-    # shellcheck disable=SC2046
-    go mod edit $(mod_replaces "$(modjson "github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION" GoMod)") \
-                $(mod_replaces "$(modjson "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION" GoMod)")
+    # shellcheck disable=SC2086  # one -replace=OLD=NEW@VER word each, no spaces inside
+    if [ -n "${reps// /}" ]; then go mod edit $reps; fi
     go mod edit -require="github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION" -require="github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION"
     if [ -n "${PULUMI_LANGUAGE_PYTHON_VERSION:-}" ] && go mod download "$LH_MOD@$PULUMI_LANGUAGE_PYTHON_VERSION"; then
       lh=1; go mod edit -require="$LH_MOD@$PULUMI_LANGUAGE_PYTHON_VERSION"
@@ -334,7 +365,7 @@ pulumi_build() {
           "building the CLI only (Python programs run through the Automation API, see README)"
     fi
     { echo '//go:build tools'; echo 'package tools'; echo 'import _ "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"'
-      [ "$lh" = 1 ] && echo "import _ \"$LH_MOD\""; } > tools.go
+      if [ "$lh" = 1 ]; then echo "import _ \"$LH_MOD\""; fi; } > tools.go
     go mod tidy
     ld="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION"
     out=$(stage "$pulumi_prefix")
@@ -342,8 +373,8 @@ pulumi_build() {
     rm -f "$pulumi_prefix/bin/pulumi-language-python" "$pulumi_prefix/bin/pulumi-language-python-exec"
     if [ "$lh" = 1 ]; then
       "${BUILD[@]}" -tags osusergo,grpcnotrace -ldflags "$ld" -o "$out/pulumi-language-python" "$LH_MOD"
-      install -m 0755 "$(modjson "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION" Dir)/python/cmd/pulumi-language-python-exec" \
-        "$out/pulumi-language-python-exec"
+      sdkdir=$(modjson "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION" Dir)
+      install -m 0755 "$sdkdir/python/cmd/pulumi-language-python-exec" "$out/pulumi-language-python-exec"
     fi
   )
   promote "$pulumi_prefix"
@@ -370,7 +401,7 @@ pulumi_kubernetes_check() {
   [ "$(prk_schema_version "$prk_prefix/bin/pulumi-resource-kubernetes" || true)" = "$PULUMI_KUBERNETES_VERSION" ]
 }
 pulumi_kubernetes_build() {
-  local d src mod=github.com/pulumi/pulumi-kubernetes/provider/v4
+  local d src out mod=github.com/pulumi/pulumi-kubernetes/provider/v4
   # its version check asks the provider for its schema through the pulumi CLI
   [ -x "$pulumi_prefix/bin/pulumi" ] || die "pulumi-kubernetes needs the pulumi CLI: run tools/bootstrap.sh pulumi first"
   d=$(wrapper "pulumi-resource-kubernetes-v$PULUMI_KUBERNETES_VERSION")
@@ -388,8 +419,9 @@ pulumi_kubernetes_build() {
     go mod tidy
     ( cd gen && VERSION="$PULUMI_KUBERNETES_VERSION" go run -p 2 -trimpath ./generate.go )
     mv gen/schema-embed.json gen/terraform-mapping-embed.json cmd/pulumi-resource-kubernetes/
+    out=$(stage "$prk_prefix")
     "${BUILD[@]}" -ldflags "-s -w -X $mod/pkg/version.Version=$PULUMI_KUBERNETES_VERSION" \
-      -o "$(stage "$prk_prefix")/pulumi-resource-kubernetes" ./cmd/pulumi-resource-kubernetes
+      -o "$out/pulumi-resource-kubernetes" ./cmd/pulumi-resource-kubernetes
   )
   promote "$prk_prefix"
 }
@@ -405,13 +437,21 @@ pulumi_kubernetes_link() {
 
 # ---------------------------------------------------------------------------------------------
 run_component() {
-  local c=$1 fn=${1//-/_} t0 t1 status
+  local c=$1 fn=${1//-/_} t0 t1 status rc
   t0=$(date +%s)
   if [ "$FORCE" != 1 ] && "${fn}_check"; then
     status=cached
   else
     log "$c: building ..."
-    "${fn}_build" || die "$c: build failed"
+    # The build runs in a subshell with -e in force. `"${fn}_build" || die ...` (or `if ! ...`) would switch
+    # -e off for the whole function and everything it calls (bash ignores -e in a ||/&&/if/while context),
+    # so a failing step would not stop the build and a wrong binary could be cached. Only the status
+    # capture runs with +e.
+    set +e
+    ( set -e; "${fn}_build" )
+    rc=$?
+    set -e
+    [ "$rc" = 0 ] || die "$c: build failed (exit status $rc; see the messages above)"
     "${fn}_check" || die "$c: built, but the version check still fails"
     status=built
   fi
@@ -425,7 +465,7 @@ SUMMARY=()
 T0=$(date +%s)
 for c in "${ALL_COMPONENTS[@]}"; do
   for want in "${COMPONENTS[@]}"; do
-    [ "$c" = "$want" ] && run_component "$c"
+    if [ "$c" = "$want" ]; then run_component "$c"; fi
   done
 done
 T1=$(date +%s)

@@ -1,6 +1,7 @@
-# Source me:  source tools/env.sh
+# Source me:  source tools/env.sh [--keep-kubeconfig]
 # Puts the pinned, cached toolchain (built by tools/bootstrap.sh) first on PATH and sets the
 # environment the bundle's tests and scripts expect. Safe to source more than once; sets no shell options.
+# KUBECONFIG: see below; it is REPLACED by the local kwok cluster's unless --keep-kubeconfig is given.
 
 _bundle_tools_src="$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")" && pwd)"
 # shellcheck source=tools/versions.env
@@ -15,7 +16,15 @@ esac
 # local kwok cluster (tools/cluster.sh)
 export BUNDLE_CLUSTER_NAME="${BUNDLE_CLUSTER_NAME:-jina-local}"
 export KWOK_WORKDIR="${KWOK_WORKDIR:-$BUNDLE_TOOLS_DIR/kwok}"
-export KUBECONFIG="${BUNDLE_KUBECONFIG:-$BUNDLE_TOOLS_DIR/kubeconfig-$BUNDLE_CLUSTER_NAME}"
+# KUBECONFIG is the local cluster's (BUNDLE_KUBECONFIG, else one file per cluster name) and replaces one
+# already set, so that the make targets (demo, cluster-up), tools/cluster.sh, the e2e tests and a `kubectl`
+# after `source tools/env.sh` never reach a real cluster by accident. For the pinned tools against a real
+# cluster (README.md, "On a real cluster"): `source tools/env.sh --keep-kubeconfig` leaves KUBECONFIG as it
+# is (set or unset), or export KUBECONFIG after sourcing this file. Only an explicit argument keeps it (no
+# environment variable does), so nothing in the environment can point the local flows elsewhere.
+if [ "${1:-}" != --keep-kubeconfig ]; then
+  export KUBECONFIG="${BUNDLE_KUBECONFIG:-$BUNDLE_TOOLS_DIR/kubeconfig-$BUNDLE_CLUSTER_NAME}"
+fi
 
 # Pulumi: no update checks, no plugin downloads, local state, local plugins only
 export PULUMI_HOME="${PULUMI_HOME:-$BUNDLE_TOOLS_DIR/pulumi-home}"
