@@ -46,7 +46,9 @@ import torch.nn.functional as F
 GiB = 1024**3
 
 # Qwen3-0.6B backbone as used by jina-embeddings-v5-text-small
-# (/work/shared/research/vllm-jina-facts.md section 2).
+# (/work/shared/research/vllm-jina-facts.md section 2). This script runs without the infra package;
+# tests/unit/test_bench_constants.py keeps this shape, the KV arithmetic below and the peaks table
+# equal to infra.catalog.ModelShape and infra.accelerators.GPU_MODELS.
 FULL_SHAPE = dict(
     hidden_size=1024,
     num_hidden_layers=28,

@@ -135,8 +135,18 @@ class GpuSlice:
     description: str
 
 
+class SliceError(ValueError):
+    """A slice the GPU cannot offer. `field` is the pool key to change and `example` a value that works,
+    so config validation can print a `pulumi config set` that fixes it."""
+
+    def __init__(self, message: str, field: str, example: str | int):
+        super().__init__(message)
+        self.field = field
+        self.example = example
+
+
 def gpu_slice(gpu: GpuModel, kind: str, *, mig_profile: str = "", shared_replicas: int = 0) -> GpuSlice:
-    """Build the slice a pool offers. Raises ValueError naming the allowed values on bad input."""
+    """Build the slice a pool offers. Raises SliceError naming the allowed values on bad input."""
     vendor = VENDORS[gpu.vendor]
     if kind == "whole":
         return GpuSlice(
@@ -144,9 +154,11 @@ def gpu_slice(gpu: GpuModel, kind: str, *, mig_profile: str = "", shared_replica
             f"one whole {gpu.product_label}",
         )
     if kind == "mig":
+        if not gpu.mig_profiles:
+            raise SliceError(f"{gpu.key} has no MIG; use slice 'whole'", "slice", "whole")
         if mig_profile not in gpu.mig_profiles:
-            allowed = ", ".join(gpu.mig_profiles) or "none (this GPU has no MIG)"
-            raise ValueError(f"MIG profile {mig_profile!r} is not offered by {gpu.key}; allowed: {allowed}")
+            raise SliceError(f"MIG profile {mig_profile!r} is not offered by {gpu.key}; allowed: {', '.join(gpu.mig_profiles)}",
+                             "migProfile", gpu.mig_profiles[0])
         compute_slices = int(mig_profile.split("g.")[0])
         memory = int(mig_profile.split("g.")[1].removesuffix("gb")) * 10**9  # nominal GB, conservative
         return GpuSlice(
@@ -156,9 +168,10 @@ def gpu_slice(gpu: GpuModel, kind: str, *, mig_profile: str = "", shared_replica
         )
     if kind == "time-sliced":
         if gpu.vendor != "nvidia":
-            raise ValueError(f"time-slicing is an NVIDIA device-plugin feature; {gpu.key} is {gpu.vendor}")
+            raise SliceError(f"time-slicing is an NVIDIA device-plugin feature; {gpu.key} is {gpu.vendor}",
+                             "slice", "amd-cpx" if gpu.cpx_partitions else "whole")
         if shared_replicas < 2:
-            raise ValueError(f"time-sliced pools need sharedReplicas >= 2, got {shared_replicas}")
+            raise SliceError(f"time-sliced pools need sharedReplicas >= 2, got {shared_replicas}", "sharedReplicas", 4)
         # Time-slicing shares compute but does not isolate memory: each replica must stay inside an
         # equal share, which the sizing enforces through --gpu-memory-utilization.
         return GpuSlice(
@@ -169,7 +182,7 @@ def gpu_slice(gpu: GpuModel, kind: str, *, mig_profile: str = "", shared_replica
         )
     if kind == "amd-cpx":
         if not gpu.cpx_partitions:
-            raise ValueError(f"{gpu.key} has no CPX compute partitioning; use slice 'whole'")
+            raise SliceError(f"{gpu.key} has no CPX compute partitioning; use slice 'whole'", "slice", "whole")
         # NPS4 splits memory into 4 quadrants of 48 GB; two CPX partitions share one, 24 GB each.
         memory = gpu.memory_bytes // gpu.cpx_partitions
         return GpuSlice(
@@ -178,4 +191,4 @@ def gpu_slice(gpu: GpuModel, kind: str, *, mig_profile: str = "", shared_replica
             (("amd.com/compute-memory-partition", "cpx_nps4"),),
             f"CPX partition of an {gpu.product_label} ({gpu.cpx_partitions} per GPU)",
         )
-    raise ValueError(f"unknown slice kind {kind!r}; allowed: {', '.join(SLICE_KINDS)}")
+    raise SliceError(f"unknown slice kind {kind!r}; allowed: {', '.join(SLICE_KINDS)}", "slice", "whole")

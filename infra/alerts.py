@@ -28,21 +28,6 @@ import yaml
 from infra.config import StackConfig
 from infra.sizing import Sizing
 
-# In the order templates/prometheusrule.yaml renders them. HPAMaxedOut exists only for autoscaled variants.
-ALERT_NAMES = (
-    "JinaEmbeddingsVariantUnavailable",
-    "JinaEmbeddingsPodNotReady",
-    "JinaEmbeddingsPodCrashLooping",
-    "JinaEmbeddingsStartupSlow",
-    "JinaEmbeddingsRequestBacklog",
-    "JinaEmbeddingsLatencyHigh",
-    "JinaEmbeddingsEngineStalled",
-    "JinaEmbeddingsKVCacheSaturated",
-    "JinaEmbeddingsHPAMaxedOut",
-    "JinaEmbeddingsPodsUnschedulable",
-    "JinaEmbeddingsMetricsMissing",
-)
-
 # The chart's defaults (charts/jina-embeddings/values.yaml, prometheusRule.thresholds, which argues each
 # one); a unit test keeps the two equal.
 DEFAULT_THRESHOLDS: dict[str, Any] = {
@@ -169,20 +154,17 @@ class ReleaseAlerts:
 
 
 def release_alerts(values: dict[str, Any], namespace: str, group: dict[str, Any]) -> ReleaseAlerts:
-    autoscaling = values["autoscaling"]
-    hpa = None
-    if autoscaling["enabled"]:
-        hpa = f"keda-hpa-{values['fullnameOverride']}" if autoscaling["metric"] == "keda" else values["fullnameOverride"]
-    startup = values["probes"]["startup"]
+    from infra.values import autoscaler_name, startup_window_seconds  # infra.values imports this module
+
     return ReleaseAlerts(
         variant=values["model"]["variant"],
         fullname=values["fullnameOverride"],
         namespace=namespace,
         model_name=values["model"]["servedModelName"],
         thresholds=values["prometheusRule"]["thresholds"],
-        startup_budget=startup["periodSeconds"] * startup["failureThreshold"],
-        hpa_name=hpa,
-        max_replicas=autoscaling["maxReplicas"],
+        startup_budget=startup_window_seconds(values),
+        hpa_name=autoscaler_name(values),
+        max_replicas=values["autoscaling"]["maxReplicas"],
         rules={rule["alert"]: rule for rule in group["rules"] if "alert" in rule},
     )
 
@@ -395,6 +377,7 @@ def _metrics_missing(r: ReleaseAlerts) -> list[dict]:
     ]
 
 
+# In the order templates/prometheusrule.yaml renders them. HPAMaxedOut exists only for autoscaled variants.
 CASES: dict[str, Callable[[ReleaseAlerts], list[dict]]] = {
     "JinaEmbeddingsVariantUnavailable": _variant_unavailable,
     "JinaEmbeddingsPodNotReady": _pod_not_ready,
@@ -408,6 +391,7 @@ CASES: dict[str, Callable[[ReleaseAlerts], list[dict]]] = {
     "JinaEmbeddingsPodsUnschedulable": _pods_unschedulable,
     "JinaEmbeddingsMetricsMissing": _metrics_missing,
 }
+ALERT_NAMES = tuple(CASES)
 # StartupSlow's threshold is in seconds, not minutes: its cases run in a file evaluated every second.
 PER_SECOND_ALERTS = frozenset({"JinaEmbeddingsStartupSlow"})
 

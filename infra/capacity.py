@@ -20,7 +20,7 @@ from infra import calibration
 from infra.accelerators import GPU_MODELS, SLICE_KINDS, GpuModel, GpuSlice, gpu_slice
 from infra.cli import EXIT_OK, EXIT_USAGE
 from infra.config import REPO_ROOT, ConfigError, StackConfig, load_stack, sizing_request, stack_names
-from infra.sizing import SliceTooSmall, size
+from infra.sizing import size
 
 TARGET_UTILIZATION = 0.7
 MIN_HA_REPLICAS = 2
@@ -111,8 +111,11 @@ def plan_capacity(cfg: StackConfig, peak_tokens_per_second: float, mean_input_to
         members = [v for v in cfg.variants.values() if v.pool == pool.name]
         if not members:
             continue
-        for v in members:  # the slice must hold the model at this variant's context length
-            size(sizing_request(v, slice_, cfg.weights))
+        if override:
+            # The slice must hold the model at each variant's context length. The stack's own slices
+            # were sized when its config loaded (infra.config.load); an override slice was not.
+            for v in members:
+                size(sizing_request(v, slice_, cfg.weights))  # raises SliceTooSmall
         capacity = slice_capacity(gpu, slice_, mean_input_tokens)
         slices[pool.name] = capacity
         planned = [plan_variant(v.name, pool.name, capacity, peak_tokens_per_second, off_peak_fraction) for v in members]
@@ -143,7 +146,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
         override = parse_slice(args.slice) if args.slice else None
         cfg = load_stack(args.env, args.stack_dir)
         plan = plan_capacity(cfg, args.tokens_per_second, args.mean_input_tokens, args.off_peak_fraction, override)
-    except (ValueError, ConfigError, SliceTooSmall, FileNotFoundError) as exc:
+    except (ValueError, ConfigError, FileNotFoundError) as exc:  # SliceTooSmall is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print_plan(args.env, plan)

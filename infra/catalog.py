@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 BASE_REPOSITORY = "jinaai/jina-embeddings-v5-text-small"
-# Licence of every repository of this family (HF card front matter, jina.ai model page): non-commercial.
-LICENCE = "CC-BY-NC-4.0"
 
 # Serving modes. "merged": one pre-merged repository per task, the recipe's default.
 # "base": the base repository plus `--hf-overrides {"jina_task": ...}`; vLLM merges the task's LoRA
@@ -68,10 +66,6 @@ class Variant:
     merged_revision: str | None
     query_prefix: str  # what clients prepend to queries; vLLM adds no prompt itself (facts §1.4)
     document_prefix: str
-
-    @property
-    def short_name(self) -> str:
-        return self.task
 
 
 # Revisions are the commits public projects pin (third-party references found with the search tool;

@@ -15,7 +15,8 @@ from typing import Any, Callable
 
 from infra.accelerators import GIB
 from infra.config import REPO_ROOT, ConfigError, stack_names
-from infra.plan import Plan, VariantRelease, build_for_env
+from infra.helm import HelmError
+from infra.plan import Plan, UnknownVariant, VariantRelease, build_for_env
 from infra.values import vllm_args
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         return handler(args)
-    except (ConfigError, FileNotFoundError, KeyError) as exc:
-        print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
+    except (ConfigError, FileNotFoundError, UnknownVariant, HelmError) as exc:
+        # Bad input or a missing tool: one clear line, exit 2. Anything else is a bug and keeps its traceback.
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from infra.accelerators import GPU_MODELS, SLICE_KINDS, VENDORS, VIDEO_GROUP_ID, GpuModel, GpuSlice, Toleration, gpu_slice
+from infra.accelerators import GPU_MODELS, SLICE_KINDS, VENDORS, VIDEO_GROUP_ID, GpuModel, GpuSlice, SliceError, Toleration, gpu_slice
 from infra.catalog import SERVING_MODES, SHAPE, VARIANT_NAMES, VARIANTS, default_served_model_name, served_model
 from infra.sizing import CONSTANTS, SizingRequest, SliceTooSmall, size
 
@@ -45,6 +45,7 @@ _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$")
 _IMAGE_TAG = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_SERVED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,252}$")  # the chart schema's servedModelName pattern
 _SECRET_HINT = re.compile(r"(?i)(token|password|secret|apikey|api_key|credential)")
 
 
@@ -225,8 +226,19 @@ class Problem:
     fix: str
 
     def __str__(self) -> str:
-        shown = "<secret>" if isinstance(self.value, SecretValue) else repr(self.value)
-        return f"{PROJECT}:{self.path} = {shown}: {self.message}\n    fix: {self.fix}"
+        return f"{PROJECT}:{self.path} = {self.shown_value}: {self.message}\n    fix: {self.fix}"
+
+    @property
+    def shown_value(self) -> str:
+        """The bad value as the message prints it. A value under a secret-looking key (hfToken,
+        secrets.apiKey, weights.password, ...) is never printed, whatever the key's nesting: errors
+        end up in terminals, CI logs and Pulumi's console. Secret *names* (hfTokenSecretName) are shown."""
+        if isinstance(self.value, SecretValue):
+            return "<secret>"
+        key = re.split(r"[.\[]", self.path)[-1] if self.path else ""
+        if self.value is not None and _SECRET_HINT.search(key) and not key.endswith("SecretName"):
+            return "<redacted>"
+        return repr(self.value)
 
 
 class ConfigError(ValueError):
@@ -355,7 +367,8 @@ def _label_key_ok(key: str) -> bool:
     return bool(_LABEL_NAME.match(name)) and (not prefix or (len(prefix) <= 253 and bool(_DNS_SUBDOMAIN.match(prefix))))
 
 
-def _read_labels(r: _Reader, raw: Mapping, key: str, path: str, default: tuple[tuple[str, str], ...] = ()) -> tuple[tuple[str, str], ...]:
+def _read_labels(r: _Reader, raw: Mapping, key: str, path: str, default: tuple[tuple[str, str], ...] = (),
+                 example: str = "<value>") -> tuple[tuple[str, str], ...]:
     """A label mapping (key -> value), each key and value checked like a node selector's."""
     if key not in raw:
         return default
@@ -364,7 +377,7 @@ def _read_labels(r: _Reader, raw: Mapping, key: str, path: str, default: tuple[t
         if not _label_key_ok(str(name)):
             r.problem(f"{path}.{key}.{name}", value, "is not a valid label key ([prefix/]name, name <= 63 chars)", f"pulumi config rm --path '{PROJECT}:{path}.{key}.{name}'")
         elif not isinstance(value, str) or (value and not _LABEL_NAME.match(value)):
-            r.problem(f"{path}.{key}.{name}", value, "label values must be strings of <= 63 letters, digits, '-', '_', '.'", _set_fix(f"{path}.{key}.{name}", "<value>"))
+            r.problem(f"{path}.{key}.{name}", value, "label values must be strings of <= 63 letters, digits, '-', '_', '.'", _set_fix(f"{path}.{key}.{name}", example))
         else:
             labels.append((str(name), value))
     return tuple(labels)
@@ -389,15 +402,7 @@ def _read_pool(r: _Reader, name: str, raw: Any) -> PoolConfig | None:
     slice_kind = r.string(raw, "slice", path, "whole", allowed=SLICE_KINDS)
     mig_profile = r.string(raw, "migProfile", path, "")
     shared = r.integer(raw, "sharedReplicas", path, 0, low=0, high=64) or 0
-    selector_raw = r.mapping(raw.get("nodeSelector"), f"{path}.nodeSelector")
-    selector = []
-    for key, value in sorted(selector_raw.items()):
-        if not _label_key_ok(str(key)):
-            r.problem(f"{path}.nodeSelector.{key}", value, "is not a valid label key ([prefix/]name, name <= 63 chars)", f"pulumi config rm --path '{PROJECT}:{path}.nodeSelector.{key}'")
-        elif not isinstance(value, str) or (value and not _LABEL_NAME.match(value)):
-            r.problem(f"{path}.nodeSelector.{key}", value, "label values must be strings of <= 63 letters, digits, '-', '_', '.'", _set_fix(f"{path}.nodeSelector.{key}", '"true"'))
-        else:
-            selector.append((str(key), value))
+    selector = _read_labels(r, raw, "nodeSelector", path, example='"true"')
     tolerations = []
     raw_tolerations = raw.get("tolerations", [])
     if not isinstance(raw_tolerations, list):
@@ -420,7 +425,7 @@ def _read_pool(r: _Reader, name: str, raw: Any) -> PoolConfig | None:
     nodes = r.integer(raw, "nodes", path, 1, low=1, high=10000)
     gpus_per_node = r.integer(raw, "gpusPerNode", path, 8, low=1, high=16)
     render_gid = r.integer(raw, "renderGroupId", path, None, low=1, high=65535)
-    default_tag = VENDORS[vendor].image_tag if vendor in VENDORS else "v0.33.0"
+    default_tag = VENDORS[vendor].image_tag  # vendor is valid here: r.string falls back to the default
     image_tag = r.string(raw, "imageTag", path, default_tag)
     if image_tag != default_tag and not _image_tag_ok(image_tag):
         r.problem(f"{path}.imageTag", image_tag, f"must be a pinned release tag vX.Y.Z >= v{'.'.join(map(str, MIN_VLLM_VERSION))} (never 'latest' or 'nightly')", _set_fix(f"{path}.imageTag", default_tag))
@@ -431,19 +436,18 @@ def _read_pool(r: _Reader, name: str, raw: Any) -> PoolConfig | None:
         r.problem(f"{path}.renderGroupId", raw["renderGroupId"], "only AMD pools use a render group", f"pulumi config rm --path '{PROJECT}:{path}.renderGroupId'")
     if len(r.problems) > count:
         return None
-    pool = PoolConfig(name, vendor, gpu, slice_kind, mig_profile, shared, tuple(selector), tuple(tolerations),
+    pool = PoolConfig(name, vendor, gpu, slice_kind, mig_profile, shared, selector, tuple(tolerations),
                       nodes, gpus_per_node, render_gid, image_tag)
     try:
         pool.slice
-    except ValueError as exc:
-        field_name = {"mig": "migProfile", "time-sliced": "sharedReplicas"}.get(slice_kind, "slice")
-        example = {"mig": (GPU_MODELS[gpu].mig_profiles or ("",))[0], "time-sliced": 4}.get(slice_kind, "whole")
-        r.problem(f"{path}.{field_name}", raw.get(field_name, slice_kind), str(exc), _set_fix(f"{path}.{field_name}", example))
+    except SliceError as exc:
+        r.problem(f"{path}.{exc.field}", raw.get(exc.field), str(exc), _set_fix(f"{path}.{exc.field}", exc.example))
         return None
     return pool
 
 
-def _read_variant(r: _Reader, name: str, raw: Any, pools: Mapping[str, PoolConfig], defaults: Mapping[str, Any]) -> VariantConfig | None:
+def _read_variant(r: _Reader, name: str, raw: Any, pools: Mapping[str, PoolConfig], defaults: Mapping[str, Any],
+                  invalid_pools: frozenset[str] = frozenset()) -> VariantConfig | None:
     path = f"variants.{name}"
     count = len(r.problems)
     if name not in VARIANTS:
@@ -453,7 +457,9 @@ def _read_variant(r: _Reader, name: str, raw: Any, pools: Mapping[str, PoolConfi
     if not r.boolean(raw, "enabled", path, True):
         return None
     pool = r.string(raw, "pool", path, next(iter(pools), ""))
-    if pool not in pools:
+    # A pool that exists but failed validation has its own problems reported: say nothing more here,
+    # and plan nothing for this variant (below).
+    if pool not in pools and pool not in invalid_pools:
         r.problem(f"{path}.pool", pool, f"is not a pool of this stack; pools: {', '.join(pools) or '(none defined)'}", _set_fix(f"{path}.pool", next(iter(pools), "<pool>")))
     mode = r.string(raw, "servingMode", path, defaults["servingMode"], allowed=SERVING_MODES)
     revision = r.string(raw, "revision", path, "", pattern=_COMMIT, what="a 40-character lower-case commit SHA (branches such as 'main' move)") or None
@@ -461,7 +467,8 @@ def _read_variant(r: _Reader, name: str, raw: Any, pools: Mapping[str, PoolConfi
     if mode == "merged" and not revision and not variant.merged_revision:
         r.problem(f"{path}.revision", None, f"no pinned commit of {variant.merged_repository} is known; pin one, or serve this variant from the base repository",
                   f"pulumi config set --path '{PROJECT}:{path}.servingMode' base   # or: --path '{PROJECT}:{path}.revision' <40-hex commit>")
-    served = r.string(raw, "servedModelName", path, default_served_model_name(variant))
+    served = r.string(raw, "servedModelName", path, default_served_model_name(variant), pattern=_SERVED_NAME,
+                      what="letters, digits and . _ : / - (it is a command-line argument and a PromQL label value)")
     max_len = r.integer(raw, "maxModelLen", path, defaults["maxModelLen"], low=MIN_MAX_MODEL_LEN, high=MAX_MAX_MODEL_LEN)
     batched = r.integer(raw, "maxNumBatchedTokens", path, None, low=512, high=131072)
     replicas = r.integer(raw, "replicas", path, None, low=1, high=100)
@@ -473,7 +480,7 @@ def _read_variant(r: _Reader, name: str, raw: Any, pools: Mapping[str, PoolConfi
     if replicas is None and high <= low:
         r.problem(f"{path}.maxReplicas", high, f"must be greater than minReplicas ({low}) for autoscaling; for a fixed count use replicas",
                   _set_fix(f"{path}.maxReplicas", low + 2))
-    if len(r.problems) > count:
+    if len(r.problems) > count or pool not in pools:
         return None
     return VariantConfig(name, pool, mode, revision, served, max_len, batched, replicas, replicas or low, replicas or high)
 
@@ -489,7 +496,7 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
             continue  # another namespace's config, e.g. kubernetes:context for the provider
         if key not in TOP_LEVEL_KEYS:
             if _SECRET_HINT.search(key) and not isinstance(value, SecretValue):
-                r.problem(key, "<redacted>", "looks like a secret stored in plain text and is not a known key", f"pulumi config rm '{PROJECT}:{key}'")
+                r.problem(key, value, "looks like a secret stored in plain text and is not a known key", f"pulumi config rm '{PROJECT}:{key}'")
             else:
                 r.problem(key, value, f"unknown key; allowed keys: {', '.join(TOP_LEVEL_KEYS)}", f"pulumi config rm '{PROJECT}:{key}'")
             continue
@@ -514,11 +521,13 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
 
     raw_variants = r.mapping(raw.get("variants"), "variants")
     variants: dict[str, VariantConfig] = {}
+    invalid_pools = frozenset(str(p) for p in raw_pools) - set(pools)
     for name in list(raw_variants):
-        variant = _read_variant(r, str(name), raw_variants[name], pools, defaults)
+        variant = _read_variant(r, str(name), raw_variants[name], pools, defaults, invalid_pools)
         if variant is not None:
             variants[variant.name] = variant
-    if not variants and not any(p.path.startswith("variants.") for p in problems):
+    # "No variant enabled" only when that is the real cause, not when the variants sit on an invalid pool.
+    if not variants and not any(p.path.startswith("variants.") for p in problems) and not (invalid_pools and raw_variants):
         r.problem("variants", raw.get("variants"), f"no task variant is enabled; variants: {', '.join(VARIANT_NAMES)}", _set_fix("variants.retrieval.pool", next(iter(pools), "<pool>")))
     variants = {name: variants[name] for name in VARIANT_NAMES if name in variants}
 
@@ -599,7 +608,7 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
 
     for key in SECRET_KEYS:
         if key in raw and not isinstance(raw[key], SecretValue):
-            r.problem(key, "<redacted>", "is stored in plain text in the stack file", f"pulumi config set --secret '{PROJECT}:{key}' <value>")
+            r.problem(key, raw[key], "is stored in plain text in the stack file", f"pulumi config set --secret '{PROJECT}:{key}' <value>")
     s = r.mapping(raw.get("secrets"), "secrets", ("hfTokenSecretName", "apiKeySecretName"))
     hf_given, key_given = isinstance(raw.get("hfToken"), SecretValue), isinstance(raw.get("apiKey"), SecretValue)
     secrets = SecretsConfig(

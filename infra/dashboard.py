@@ -17,7 +17,7 @@ import json
 from typing import Any
 
 from infra.config import PROJECT, StackConfig
-from infra.values import release_name
+from infra.values import KEDA_HPA_PREFIX, release_name
 
 DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -49,7 +49,7 @@ def dashboard(cfg: StackConfig) -> dict[str, Any]:
     ns = cfg.namespace
     vllm = f'namespace="{ns}", model_name=~"$variant"'
     deployments = "|".join(release_name(v) for v in cfg.variants.values())
-    hpas = "|".join(f"keda-hpa-{release_name(v)}|{release_name(v)}" for v in cfg.variants.values())
+    hpas = "|".join(f"{KEDA_HPA_PREFIX}{release_name(v)}|{release_name(v)}" for v in cfg.variants.values())
     resources = sorted({_kube_resource(p.slice.resource_name) for p in cfg.pools.values()})
     panels = [
         _panel(1, "Inputs embedded / s", [(f"sum by (model_name) (rate(vllm:request_success_total{{{vllm}}}[5m]))", "{{model_name}}")],

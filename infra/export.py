@@ -33,7 +33,8 @@ import yaml
 
 from infra.config import PROJECT, REPO_ROOT, stack_file, stack_names
 from infra.helm import HelmError, render_release
-from infra.plan import Plan, VariantRelease, build_for_env
+from infra.plan import Plan, build_for_env
+from infra.values import secret_refs
 
 MANIFESTS_DIR = REPO_ROOT / "manifests"
 EXIT_OK, EXIT_STALE, EXIT_USAGE = 0, 1, 2
@@ -94,8 +95,14 @@ def generated_header(env: str, *lines: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def object_stem(obj: Mapping[str, Any]) -> str:
+    """`<kind>-<name>`: unique within a stack and stable across updates. The export's file names, the
+    Pulumi child names of the platform objects (infra.components.platform) and Checkov's input files."""
+    return f"{obj['kind'].lower()}-{obj['metadata']['name']}"
+
+
 def object_filename(obj: Mapping[str, Any]) -> str:
-    return f"{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
+    return f"{object_stem(obj)}.yaml"
 
 
 def with_namespace(obj: dict[str, Any], namespace: str) -> dict[str, Any]:
@@ -160,13 +167,7 @@ _GITOPS_NOTES = (
 
 def required_secrets(plan: Plan) -> list[tuple[str, str, str]]:
     """(Secret name, key, purpose) the exported objects reference and nobody in the tree creates."""
-    s = plan.config.secrets
-    out = []
-    if s.hf_token_secret_name:
-        out.append((s.hf_token_secret_name, "token", "Hugging Face token, mounted as a file (HF_TOKEN_PATH)"))
-    if s.api_key_secret_name:
-        out.append((s.api_key_secret_name, "api-key", "API key clients must send (VLLM_API_KEY)"))
-    return out
+    return [(ref.name, ref.data_key, ref.purpose) for ref in secret_refs(plan.config.secrets) if ref.name]
 
 
 _OPERATOR_OF_GROUP = {

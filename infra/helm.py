@@ -35,23 +35,17 @@ def run_helm(*args: str) -> str:
     return proc.stdout
 
 
-def template(chart: Path, release_name: str, namespace: str, values: dict[str, Any],
-             kube_version: str | None = None, api_versions: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+def template(chart: Path, release_name: str, namespace: str, values: dict[str, Any]) -> list[dict[str, Any]]:
     """`helm template` with the given values; returns the rendered objects."""
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         yaml.safe_dump(values, f, sort_keys=True)
         values_path = f.name
     try:
-        args = ["template", release_name, str(chart), "--namespace", namespace, "--values", values_path]
-        if kube_version:
-            args += ["--kube-version", kube_version]
-        for api in api_versions:
-            args += ["--api-versions", api]
-        out = run_helm(*args)
+        out = run_helm("template", release_name, str(chart), "--namespace", namespace, "--values", values_path)
     finally:
         os.unlink(values_path)
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
-def render_release(release: VariantRelease, kube_version: str | None = None) -> list[dict[str, Any]]:
-    return template(release.chart_path, release.name, release.namespace, release.values, kube_version)
+def render_release(release: VariantRelease) -> list[dict[str, Any]]:
+    return template(release.chart_path, release.name, release.namespace, release.values)

@@ -46,6 +46,13 @@ class VariantRelease:
         return f"http://{self.service_name}.{self.namespace}.svc:{self.values['service']['port']}"
 
 
+class UnknownVariant(KeyError):
+    """A variant the stack does not enable: bad user input (exit 2), unlike a KeyError from a bug."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0])
+
+
 @dataclass(frozen=True)
 class Plan:
     env: str
@@ -61,7 +68,7 @@ class Plan:
         for r in self.releases:
             if r.variant == variant:
                 return r
-        raise KeyError(f"variant {variant!r} is not enabled in stack {self.env}; enabled: {', '.join(r.variant for r in self.releases)}")
+        raise UnknownVariant(f"variant {variant!r} is not enabled in stack {self.env}; enabled: {', '.join(r.variant for r in self.releases)}")
 
 
 def build(cfg: StackConfig) -> Plan:

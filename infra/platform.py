@@ -165,7 +165,10 @@ def weights_volume(cfg: StackConfig) -> list[dict[str, Any]]:
         "    path = snapshot_download(repo_id=repo, revision=revision, allow_patterns=['*.json', '*.safetensors', '*.txt', '*.jinja', '*.model'])\n"
         "    print(f'{repo}@{revision} -> {path}', flush=True)\n"
     )
-    vendor = VENDORS[next(iter(cfg.pools.values())).vendor]
+    # Any vLLM image has huggingface_hub; take the first pool's, with its pinned tag, so the node that
+    # runs the Job likely has it cached already and no other image is pulled.
+    first_pool = next(iter(cfg.pools.values()))
+    image = f"{VENDORS[first_pool.vendor].image_repository}:{first_pool.image_tag}"
     env = [{"name": "HF_HOME", "value": "/models/huggingface"}, {"name": "HOME", "value": "/tmp"},
            {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"}]
     mounts = [{"name": "models", "mountPath": "/models"}, {"name": "tmp", "mountPath": "/tmp"}]
@@ -193,7 +196,7 @@ def weights_volume(cfg: StackConfig) -> list[dict[str, Any]]:
                                         "fsGroupChangePolicy": "OnRootMismatch", "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [{
                         "name": "download",
-                        "image": f"{vendor.image_repository}:{vendor.image_tag}",
+                        "image": image,
                         "imagePullPolicy": "IfNotPresent",
                         "command": ["python3", "-c", script, json.dumps([list(r) for r in repos])],
                         "env": env,

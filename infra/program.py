@@ -20,6 +20,7 @@ from infra.config import PROJECT, ConfigError, SecretValue, load
 from infra.plan import Plan, build
 from infra.plan import VariantRelease as PlannedRelease  # the plan's release, not the component
 from infra.platform import common_labels
+from infra.values import secret_refs
 
 EXAMPLE_TEXT = "What is climate change?"
 LOCAL_PORT = 8000
@@ -56,13 +57,8 @@ def engine_config(project: str = PROJECT) -> dict[str, Any]:
 def secret_specs(plan: Plan) -> list[SecretSpec]:
     """The Secrets this stack creates: only those whose value was set with --secret."""
     s = plan.config.secrets
-    values = plan.releases[0].values  # every release references the same Secrets by name and key
-    specs = []
-    if s.hf_token_given:
-        specs.append(SecretSpec("hfToken", s.hf_token_secret_name, values["weights"]["hfToken"]["key"]))
-    if s.api_key_given:
-        specs.append(SecretSpec("apiKey", s.api_key_secret_name, values["vllm"]["apiKey"]["key"]))
-    return specs
+    given = {"hfToken": s.hf_token_given, "apiKey": s.api_key_given}
+    return [SecretSpec(ref.config_key, ref.name, ref.data_key) for ref in secret_refs(s) if given[ref.config_key]]
 
 
 def curl_example(release: PlannedRelease, namespace: str) -> str:

@@ -23,6 +23,7 @@ from infra.alerts import ALERT_NAMES, BACKLOG_TARGET_MULTIPLE, parse_duration, r
 from infra.catalog import VARIANTS
 from infra.config import REPO_ROOT, stack_names
 from infra.plan import Plan, VariantRelease, build_for_env
+from infra.values import KEDA_HPA_PREFIX, startup_window_seconds
 
 RUNBOOKS_DIR = REPO_ROOT / "docs" / "runbooks"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "runbook_templates"
@@ -67,7 +68,6 @@ def variant_facts(release: VariantRelease, objects: list[dict[str, Any]], index:
     kinds = {o["kind"]: o for o in objects}
     deployment = kinds["Deployment"]
     v = release.values
-    startup = v["probes"]["startup"]
     scaledobject = kinds.get("ScaledObject")
     hpa = kinds.get("HorizontalPodAutoscaler")
     return VariantFacts(
@@ -82,7 +82,7 @@ def variant_facts(release: VariantRelease, objects: list[dict[str, Any]], index:
         node_selector=_selector(deployment["spec"]["template"]["spec"].get("nodeSelector", {})),
         autoscaled=v["autoscaling"]["enabled"],
         metric=v["autoscaling"]["metric"],
-        hpa=(f"keda-hpa-{scaledobject['metadata']['name']}" if scaledobject else hpa["metadata"]["name"] if hpa else None),
+        hpa=(f"{KEDA_HPA_PREFIX}{scaledobject['metadata']['name']}" if scaledobject else hpa["metadata"]["name"] if hpa else None),
         scaledobject=scaledobject["metadata"]["name"] if scaledobject else None,
         pdb=kinds["PodDisruptionBudget"]["metadata"]["name"] if "PodDisruptionBudget" in kinds else None,
         min_replicas=v["autoscaling"]["minReplicas"] if v["autoscaling"]["enabled"] else v["replicaCount"],
@@ -90,7 +90,7 @@ def variant_facts(release: VariantRelease, objects: list[dict[str, Any]], index:
         local_port=LOCAL_PORT_BASE + index,
         query_prefix=VARIANTS[release.variant].query_prefix,
         startup_estimate=release.sizing.startup_seconds_estimate,
-        startup_budget=startup["periodSeconds"] * startup["failureThreshold"],
+        startup_budget=startup_window_seconds(v),
         api_key_secret=v["vllm"]["apiKey"]["existingSecret"],
         rule=None,
         thresholds=v["prometheusRule"]["thresholds"],

@@ -132,7 +132,7 @@ class Sizing:
 
     def explain(self) -> list[str]:
         r, c = self.request, self.constants
-        download_s = 0 if r.weights_on_volume else r.download_bytes / (r.download_bytes_per_second or c.default_download_bytes_per_second)
+        download_s = _download_seconds(r, c)
         return [
             f"slice: {r.slice.description}; budget {_gib(r.slice.memory_budget_bytes)} of "
             f"{_gib(r.slice.visible_memory_bytes)} visible; usable x{1 - c.utilization_headroom:.2f} = {_gib(self.usable_bytes)}",
@@ -152,6 +152,11 @@ class Sizing:
             f"+ cold start {c.cold_start_seconds:.0f}s = {self.startup_seconds_estimate}s; x{c.startup_safety_factor} "
             f"-> budget {self.startup_budget_seconds}s = {self.startup_failure_threshold} x {self.startup_period_seconds}s",
         ]
+
+
+def _download_seconds(req: SizingRequest, c: SizingConstants) -> float:
+    """Seconds to fetch the weights from the hub at start-up; none when they come from a volume."""
+    return 0.0 if req.weights_on_volume else req.download_bytes / (req.download_bytes_per_second or c.default_download_bytes_per_second)
 
 
 def _gib(n: int | float) -> str:
@@ -208,8 +213,7 @@ def size(req: SizingRequest, c: SizingConstants = CONSTANTS) -> Sizing:
     model_cache = 0 if req.weights_on_volume else _round_up(req.download_bytes * 1.2, 256 * MIB)
     ephemeral = _round_up(model_cache + c.compile_cache_bytes + 512 * MIB, 256 * MIB)
 
-    download_s = 0.0 if req.weights_on_volume else req.download_bytes / (req.download_bytes_per_second or c.default_download_bytes_per_second)
-    estimate = math.ceil(download_s + c.weights_bytes / c.weight_load_bytes_per_second + c.cold_start_seconds)
+    estimate = math.ceil(_download_seconds(req, c) + c.weights_bytes / c.weight_load_bytes_per_second + c.cold_start_seconds)
     budget = _round_up(estimate * c.startup_safety_factor, c.startup_probe_period_seconds)
     return Sizing(
         request=req,

@@ -7,12 +7,12 @@ Pure: the Pulumi program and the GitOps export both call `release_values` throug
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Mapping, NamedTuple
 
 from infra.accelerators import MIB, VENDORS
 from infra.alerts import prometheus_rule_values
 from infra.catalog import MATRYOSHKA_DIMENSIONS, VARIANTS, served_model
-from infra.config import PROJECT, StackConfig, VariantConfig, sizing_request
+from infra.config import PROJECT, SecretsConfig, StackConfig, VariantConfig, sizing_request
 from infra.sizing import Sizing, size
 
 CHART_NAME = "jina-embeddings"
@@ -20,6 +20,10 @@ SERVICE_PORT = 8000
 # Shared objects of the stack that every release points at (created by infra.platform).
 SERVICE_ACCOUNT = f"{PROJECT}-server"
 WEIGHTS_CLAIM = f"{PROJECT}-weights"
+# KEDA names the HPA it creates for a ScaledObject `keda-hpa-<ScaledObject name>`; the chart names the
+# ScaledObject after the release.
+KEDA_HPA_PREFIX = "keda-hpa-"
+DEFAULT_AWAIT_SECONDS = 600  # the Kubernetes provider's own default wait for a Deployment
 
 _ROLLOUTS = {
     # No spare GPU needed: one pod goes, then its replacement comes (research: LLMKube#192).
@@ -27,6 +31,24 @@ _ROLLOUTS = {
     # A node autoscaler can add a GPU for the surge pod; capacity never dips.
     "surge": {"maxSurge": 1, "maxUnavailable": 0},
 }
+
+
+class SecretRef(NamedTuple):
+    """A Secret the releases can reference by name and key; its value never reaches the values."""
+
+    config_key: str  # the stack config key set with --secret, e.g. "hfToken"
+    name: str  # the Kubernetes Secret (stack config `secrets.*SecretName`); "" when the stack references none
+    data_key: str  # the key inside the Secret the chart reads, e.g. "token"
+    purpose: str
+
+
+def secret_refs(secrets: SecretsConfig) -> tuple[SecretRef, ...]:
+    """Every Secret a release can reference: the Helm values, the Secrets `pulumi up` creates
+    (infra.program) and the export's list of Secrets to create (infra.export) all read this table."""
+    return (
+        SecretRef("hfToken", secrets.hf_token_secret_name, "token", "Hugging Face token, mounted as a file (HF_TOKEN_PATH)"),
+        SecretRef("apiKey", secrets.api_key_secret_name, "api-key", "API key clients must send (VLLM_API_KEY)"),
+    )
 
 
 def release_name(variant: VariantConfig) -> str:
@@ -57,8 +79,7 @@ def release_values(cfg: StackConfig, variant: VariantConfig) -> tuple[dict[str, 
     gpu_slice = pool.slice
     model = served_model(VARIANTS[variant.name], variant.serving_mode, variant.revision)
     sizing = size(sizing_request(variant, gpu_slice, cfg.weights))
-    startup_window = sizing.startup_budget_seconds
-
+    secrets = {ref.config_key: ref for ref in secret_refs(cfg.secrets)}
 
     def resources(cpu_millicores: int) -> dict[str, str]:
         # Memory request = limit: the pod's page cache and /dev/shm must never be reclaimed under it.
@@ -67,7 +88,8 @@ def release_values(cfg: StackConfig, variant: VariantConfig) -> tuple[dict[str, 
 
     values: dict[str, Any] = {
         "fullnameOverride": release_name(variant),
-        "commonLabels": {"app.kubernetes.io/part-of": PROJECT, f"{PROJECT}/stack": cfg.env},
+        # The chart's own labels already carry app.kubernetes.io/part-of (the schema refuses a repeat).
+        "commonLabels": {f"{PROJECT}/stack": cfg.env},
         "model": {
             "variant": variant.name,
             "servingMode": variant.serving_mode,
@@ -87,7 +109,7 @@ def release_values(cfg: StackConfig, variant: VariantConfig) -> tuple[dict[str, 
             "maxNumSeqs": sizing.max_num_seqs,
             "shutdownTimeoutSeconds": 30,
             "extraArgs": [],
-            "apiKey": {"existingSecret": cfg.secrets.api_key_secret_name, "key": "api-key"},
+            "apiKey": {"existingSecret": secrets["apiKey"].name, "key": secrets["apiKey"].data_key},
         },
         "gpu": {"vendor": pool.vendor, "resourceName": gpu_slice.resource_name, "count": 1},
         "resources": {"requests": resources(sizing.cpu_request_millicores), "limits": resources(sizing.cpu_limit_millicores)},
@@ -97,7 +119,7 @@ def release_values(cfg: StackConfig, variant: VariantConfig) -> tuple[dict[str, 
             "offline": cfg.weights.offline,
             "cacheSizeLimit": quantity_mib(max(sizing.model_cache_bytes, 256 * MIB)),
             "existingClaim": WEIGHTS_CLAIM if cfg.weights.source == "pvc" else "",
-            "hfToken": {"existingSecret": cfg.secrets.hf_token_secret_name, "key": "token"},
+            "hfToken": {"existingSecret": secrets["hfToken"].name, "key": secrets["hfToken"].data_key},
         },
         "probes": {
             "startup": {"path": "/health", "periodSeconds": sizing.startup_period_seconds,
@@ -107,7 +129,8 @@ def release_values(cfg: StackConfig, variant: VariantConfig) -> tuple[dict[str, 
         },
         "lifecycle": {"preStopSleepSeconds": 15},
         "terminationGracePeriodSeconds": 60,
-        "replicaCount": variant.replicas or variant.min_replicas,
+        # A fixed count is also the variant's minReplicas (infra.config): min = max = replicas.
+        "replicaCount": variant.min_replicas,
         "autoscaling": {
             "enabled": variant.autoscaled,
             "minReplicas": variant.min_replicas,
@@ -122,7 +145,7 @@ def release_values(cfg: StackConfig, variant: VariantConfig) -> tuple[dict[str, 
             },
         },
         # A rollout may take two start-ups back to back before it is reported stuck.
-        "rollout": {**_ROLLOUTS[cfg.rollout], "progressDeadlineSeconds": max(600, 2 * startup_window + 300)},
+        "rollout": {**_ROLLOUTS[cfg.rollout], "progressDeadlineSeconds": max(600, 2 * sizing.startup_budget_seconds + 300)},
         "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1},
         "nodeSelector": pool.full_node_selector,
         "tolerations": [t.manifest() for t in pool.full_tolerations],
@@ -141,6 +164,35 @@ def release_values(cfg: StackConfig, variant: VariantConfig) -> tuple[dict[str, 
         "podAnnotations": {},
     }
     return values, sizing
+
+
+def startup_window_seconds(values: Mapping[str, Any]) -> int:
+    """How long a pod of the release may take to start: the startup probe's periodSeconds x failureThreshold."""
+    startup = values["probes"]["startup"]
+    return startup["periodSeconds"] * startup["failureThreshold"]
+
+
+def rollout_await_seconds(values: Mapping[str, Any]) -> int:
+    """How long `pulumi up` may wait for this release's Deployment to finish rolling out.
+
+    A rollout replaces the pods a few at a time (maxSurge + maxUnavailable per step) and each step
+    waits for the new pods' model load (the startup probe's window), so a large autoscaled
+    Deployment legitimately takes longer than the provider's 10-minute default. A rollout that
+    truly hangs still fails early: Kubernetes marks it ProgressDeadlineExceeded after
+    rollout.progressDeadlineSeconds, and the provider reports that at once.
+    """
+    replicas = values["autoscaling"]["maxReplicas"] if values["autoscaling"]["enabled"] else values["replicaCount"]
+    per_step = max(1, values["rollout"]["maxSurge"] + values["rollout"]["maxUnavailable"])
+    steps = -(-replicas // per_step)
+    return max(DEFAULT_AWAIT_SECONDS, steps * startup_window_seconds(values) + 300)
+
+
+def autoscaler_name(values: Mapping[str, Any]) -> str | None:
+    """The HorizontalPodAutoscaler that scales the release (KEDA's own for metric keda); None for a fixed count."""
+    autoscaling = values["autoscaling"]
+    if not autoscaling["enabled"]:
+        return None
+    return f"{KEDA_HPA_PREFIX}{values['fullnameOverride']}" if autoscaling["metric"] == "keda" else values["fullnameOverride"]
 
 
 def http_route_values(cfg: StackConfig, variant: VariantConfig) -> dict[str, Any]:

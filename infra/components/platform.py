@@ -14,6 +14,8 @@ from typing import Any, Mapping, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.export import object_stem
+
 # The kinds infra.platform emits, by (apiVersion, kind). A kind missing here is a wiring bug, reported
 # with the object's name rather than silently skipped.
 RESOURCE_TYPES: dict[tuple[str, str], type[pulumi.CustomResource]] = {
@@ -38,11 +40,6 @@ def _snake(field: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", field).lower()
 
 
-def role(obj: Mapping[str, Any]) -> str:
-    """Child-name suffix of a manifest: unique within a stack, stable across updates."""
-    return f"{obj['kind'].lower()}-{obj['metadata']['name']}"
-
-
 def _resource_options(obj: Mapping[str, Any]) -> pulumi.ResourceOptions:
     if obj["kind"] == "Job":
         # Pulumi waits for a Job to complete (10 minutes by default). The weights download may take
@@ -65,16 +62,16 @@ class Platform(pulumi.ComponentResource):
             raise ValueError(f"the plan must hold exactly one Namespace, got {len(namespaces)}")
         self.namespace = self._create(name, namespaces[0], None)
         self.namespace_name = self.namespace.metadata.name
-        self.resources = {role(namespaces[0]): self.namespace}
+        self.resources = {object_stem(namespaces[0]): self.namespace}
         # Jobs last, after every other object: a Job's pod needs the ServiceAccount, PriorityClass,
         # volume claim and egress NetworkPolicy in place (admission rejects a pod whose priority class
         # or service account is missing; without the egress rule the download fails).
         objects = [o for o in args.objects if o["kind"] not in ("Namespace", "Job")]
         jobs = [o for o in args.objects if o["kind"] == "Job"]
         for obj in objects + jobs:
-            needs = [r for k, r in self.resources.items() if k != role(namespaces[0])] if obj["kind"] == "Job" else []
+            needs = [r for k, r in self.resources.items() if k != object_stem(namespaces[0])] if obj["kind"] == "Job" else []
             namespaced = "namespace" in obj["metadata"]
-            self.resources[role(obj)] = self._create(name, obj, self.namespace_name if namespaced else None, needs)
+            self.resources[object_stem(obj)] = self._create(name, obj, self.namespace_name if namespaced else None, needs)
         self.register_outputs({"namespace": self.namespace_name})
 
     def _create(self, name: str, obj: Mapping[str, Any], namespace: pulumi.Output[str] | None,
@@ -88,4 +85,4 @@ class Platform(pulumi.ComponentResource):
             metadata["namespace"] = namespace
         fields = {_snake(k): v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
         opts = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self, depends_on=list(needs)), _resource_options(obj))
-        return resource_type(f"{name}-{role(obj)}", opts=opts, metadata=metadata, **fields)
+        return resource_type(f"{name}-{object_stem(obj)}", opts=opts, metadata=metadata, **fields)

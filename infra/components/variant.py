@@ -9,31 +9,13 @@ disk, so no value is ever stored in plaintext (and the values hold only Secret *
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.plan import VariantRelease as PlannedRelease
-
-DEFAULT_AWAIT_SECONDS = 600  # the provider's own default wait for a Deployment
-
-
-def rollout_await_seconds(values: Mapping[str, Any]) -> int:
-    """How long `pulumi up` may wait for this release's Deployment to finish rolling out.
-
-    A rollout replaces the pods a few at a time (maxSurge + maxUnavailable per step) and each step
-    waits for the new pods' model load (the startup probe's window), so a large autoscaled
-    Deployment legitimately takes longer than the provider's 10-minute default. A rollout that
-    truly hangs still fails early: Kubernetes marks it ProgressDeadlineExceeded after
-    rollout.progressDeadlineSeconds, and the provider reports that at once.
-    """
-    startup = values["probes"]["startup"]
-    startup_window = startup["periodSeconds"] * startup["failureThreshold"]
-    replicas = values["autoscaling"]["maxReplicas"] if values["autoscaling"]["enabled"] else values["replicaCount"]
-    per_step = max(1, values["rollout"]["maxSurge"] + values["rollout"]["maxUnavailable"])
-    steps = -(-replicas // per_step)
-    return max(DEFAULT_AWAIT_SECONDS, steps * startup_window + 300)
+from infra.values import rollout_await_seconds  # how long to wait is decided in the pure core
 
 
 def deployment_timeouts(seconds: int) -> pulumi.ResourceTransform:

@@ -68,7 +68,7 @@ class Expectations:
     query_prefix: str
     document_prefix: str
     multilingual: bool
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # never in a repr, a traceback or a log
     timeout: float = 30.0
 
 
@@ -250,8 +250,6 @@ def run_checks(exp: Expectations) -> Report:
         check("dimensions", dimensions)
 
     def query_prefix() -> str:
-        if not exp.query_prefix:
-            raise CheckFailed("no query prefix configured")
         plain, prefixed = client.embed(model, [QUERY, exp.query_prefix + QUERY])
         similarity = cosine(plain, prefixed)
         if similarity >= SAME_VECTOR:
@@ -333,10 +331,12 @@ def render_text(report: Report) -> str:
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
+    from infra.plan import UnknownVariant  # lazily, like expectations(): `--url` alone needs no plan
+
     try:
         exp = expectations(args)
-    except (ValueError, KeyError, FileNotFoundError) as exc:
-        print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
+    except (ValueError, UnknownVariant, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
         report = run_checks(exp)

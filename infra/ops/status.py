@@ -28,6 +28,7 @@ from typing import Any, Iterable
 
 from infra.config import PROJECT, ConfigError
 from infra.plan import Plan, build_for_env
+from infra.values import autoscaler_name
 
 EXIT_OK, EXIT_DEGRADED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 RECENT_EVENTS = 20
@@ -153,11 +154,16 @@ def _pod_state(pod: Any) -> str:
     return f"{phase or 'Unknown'}, not ready" if phase == "Running" else (phase or "Unknown")
 
 
+def _metric_source(m: Any) -> Any | None:
+    """The part of an HPA metric (spec or status) its type names; None for a type this does not know."""
+    return {"Resource": m.resource, "Pods": m.pods, "External": m.external,
+            "Object": m.object, "ContainerResource": m.container_resource}.get(m.type)
+
+
 def _metric_text(spec: Any, current: Any | None) -> str:
     """One HPA metric as '<name> <current>/<target>'."""
     kind = spec.type
-    source = {"Resource": spec.resource, "Pods": spec.pods, "External": spec.external,
-              "Object": spec.object, "ContainerResource": spec.container_resource}.get(kind)
+    source = _metric_source(spec)
     if source is None:
         return kind
     name = source.name if kind in ("Resource", "ContainerResource") else source.metric.name
@@ -168,8 +174,7 @@ def _metric_text(spec: Any, current: Any | None) -> str:
         wanted, unit = str(target.average_value if target.type == "AverageValue" else target.value), ""
     now = "?"
     if current is not None:
-        cur_source = {"Resource": current.resource, "Pods": current.pods, "External": current.external,
-                      "Object": current.object, "ContainerResource": current.container_resource}.get(current.type)
+        cur_source = _metric_source(current)
         if cur_source is not None and cur_source.current is not None:
             c = cur_source.current
             now = f"{c.average_utilization}%" if unit == "%" and c.average_utilization is not None else \
@@ -188,13 +193,6 @@ def autoscaler_status(hpa: Any) -> AutoscalerStatus:
         max=hpa.spec.max_replicas,
         metrics=metrics,
     )
-
-
-def _expected_autoscaler(values: dict[str, Any]) -> str | None:
-    a = values["autoscaling"]
-    if not a["enabled"]:
-        return None
-    return f"keda-hpa-{values['fullnameOverride']}" if a["metric"] == "keda" else values["fullnameOverride"]
 
 
 def _when(event: Any) -> datetime:
@@ -219,7 +217,7 @@ def summarize(plan: Plan, deployments: Iterable[Any], autoscalers: Iterable[Any]
     variants = []
     for release in plan.releases:
         d = deployments.get(release.name)
-        expected = _expected_autoscaler(release.values)
+        expected = autoscaler_name(release.values)
         status = VariantStatus(release.variant, release.name, d is not None, expected_autoscaler=expected)
         if d is not None:
             s = d.status

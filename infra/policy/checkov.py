@@ -21,6 +21,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from infra.config import REPO_ROOT
+from infra.export import MANIFESTS_DIR, object_stem
 
 CHECKOV_VENV = REPO_ROOT / ".venv-checkov"
 CHECKOV_VERSION = "3.3.30"
@@ -84,13 +85,13 @@ def write_objects(bundles: Mapping[str, Iterable[Mapping[str, Any]]], root: Path
         directory = root / name.replace(":", "-")
         directory.mkdir(parents=True, exist_ok=True)
         for i, obj in enumerate(objects):
-            (directory / f"{i:03d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml").write_text(yaml.safe_dump(obj, sort_keys=True))
+            (directory / f"{i:03d}-{object_stem(obj)}.yaml").write_text(yaml.safe_dump(obj, sort_keys=True))
             count += 1
     return count
 
 
 def main() -> int:
-    from infra.policy.targets import MANIFESTS_DIR, bundles, exported_envs
+    from infra.policy.targets import bundles, exported_envs
 
     failed = False
     with tempfile.TemporaryDirectory(prefix="checkov-") as tmp:

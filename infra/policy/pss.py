@@ -26,7 +26,6 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from infra.policy.violations import Violation, object_id
 
 BASELINE, RESTRICTED = "baseline", "restricted"
-SOURCE_DIR = "kubernetes/kubernetes staging/src/k8s.io/pod-security-admission/policy"
 
 # Settings of the GPU pods that other tools flag and Pod Security allows, each with its reason. They
 # are the only departures from the most conservative profile, and they are all *allowed* by
@@ -64,7 +63,6 @@ _TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
     "ReplicaSet": ("spec", "template"), "ReplicationController": ("spec", "template"), "Job": ("spec", "template"),
     "CronJob": ("spec", "jobTemplate", "spec", "template"), "PodTemplate": ("template",), "Pod": (),
 }
-WORKLOAD_KINDS = frozenset(_TEMPLATE_PATHS)
 
 
 def pod_template(obj: Mapping[str, Any]) -> tuple[dict, dict] | None:
@@ -351,7 +349,3 @@ def check_object(obj: Mapping[str, Any], level: str = RESTRICTED) -> list[Violat
     if template is None:
         return []
     return [Violation(c.name, object_id(obj), problem) for c, problem in check_pod(*template, level=level)]
-
-
-def check_objects(objects: Iterable[Mapping[str, Any]], level: str = RESTRICTED) -> list[Violation]:
-    return [v for obj in objects for v in check_object(obj, level)]

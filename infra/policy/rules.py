@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from infra.policy.pss import pod_template
 from infra.policy.violations import Violation, object_id
@@ -460,10 +460,6 @@ def check_http_route(route: Mapping[str, Any], objects: Bundle) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _all_workloads(objects: Bundle) -> list:
-    return workloads(objects)
-
-
 def _kinds(*kinds: str) -> Callable[[Bundle], list]:
     return lambda objects: kind_of(objects, *kinds)
 
@@ -514,18 +510,18 @@ RULES: tuple[Rule, ...] = (
          "liveness window > readiness window; startup budget <= progress deadline; grace > preStop + --shutdown-timeout",
          _server_workloads, check_budgets),
     Rule("rules.gpu-request-equals-limit", "kubernetes.io Schedule GPUs; kube-score container-resource-requests-equal-limits",
-         "GPU limits set, requests equal to limits; every embedding server has one", _all_workloads, check_gpu_request_equals_limit),
+         "GPU limits set, requests equal to limits; every embedding server has one", workloads, check_gpu_request_equals_limit),
     Rule("rules.ephemeral-storage", "kube-score container-ephemeral-storage-request-and-limit",
-         "every container requests and limits ephemeral-storage", _all_workloads, check_ephemeral_storage),
-    Rule("rules.priority-class", "Polaris priorityClassNotSet", "every pod names a priorityClassName", _all_workloads, check_priority_class),
+         "every container requests and limits ephemeral-storage", workloads, check_ephemeral_storage),
+    Rule("rules.priority-class", "Polaris priorityClassNotSet", "every pod names a priorityClassName", workloads, check_priority_class),
     Rule("rules.no-secret-literals", "kube-linter env-var-secret; CIS 5.4.1", "no secret-like env var with a literal value",
-         _all_workloads, check_no_secret_literals),
+         workloads, check_no_secret_literals),
     Rule("rules.service-selects-pods", "kube-score service-targets-pod, service-type; kube-linter dangling-service, mismatching-selector",
          "a ClusterIP Service (never named vllm) selects pods of the bundle on a container port", _kinds("Service"), check_service),
     Rule("rules.networkpolicy-selects-pods", "kube-score networkpolicy-targets-pod; kube-linter dangling-networkpolicy",
          "every NetworkPolicy selects pods of the bundle", _with_platform(_kinds("NetworkPolicy")), check_network_policy_selects),
     Rule("rules.pod-isolated", "kube-score pod-networkpolicy; Polaris missingNetworkPolicy; Checkov CKV2_K8S_6",
-         "every pod is selected by NetworkPolicies for ingress and egress", _with_platform(_all_workloads), check_pod_isolated),
+         "every pod is selected by NetworkPolicies for ingress and egress", _with_platform(workloads), check_pod_isolated),
     Rule("net.default-deny", "README Security controls (item 4); CIS 5.3.2", "the namespace has a default-deny NetworkPolicy",
          _kinds("Namespace"), check_default_deny),
     Rule("net.ingress-restricted", "README Security controls (item 4)",
@@ -551,8 +547,3 @@ def check_rule(r: Rule, objects: Bundle) -> tuple[int, list[Violation]]:
     """(subjects checked, violations) of one rule over one bundle."""
     subjects = r.subjects(objects)
     return len(subjects), [Violation(r.name, object_id(s), p) for s in subjects for p in r.check(s, objects)]
-
-
-def check_bundle(objects: Iterable[Mapping[str, Any]]) -> list[Violation]:
-    objects = list(objects)
-    return [v for r in RULES for v in check_rule(r, objects)[1]]

@@ -15,28 +15,22 @@ from typing import Any, Iterable
 
 import yaml
 
-from infra.config import REPO_ROOT, stack_names
-from infra.export import with_namespace
+from infra.config import stack_names
+from infra.export import MANIFESTS_DIR, with_namespace
 from infra.helm import render_release, template
 from infra.plan import CHART_PATH, Plan, build_for_env
+from infra.policy.secrets import _YAML_LOADER
 
 SCENARIO_DIR = CHART_PATH / "ci"
-MANIFESTS_DIR = REPO_ROOT / "manifests"
 SCENARIO_RELEASE = "jina-embeddings-ci"
 SCENARIO_NAMESPACE = "jina-embeddings"
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
-
-
-def in_namespace(obj: dict[str, Any], namespace: str) -> dict[str, Any]:
-    """The object with metadata.namespace set, if it is namespaced and has none (as the export does)."""
-    return with_namespace(obj, namespace)
 
 
 def plan_objects(plan: Plan) -> list[dict[str, Any]]:
     objects = [dict(o) for o in plan.platform]
     for release in plan.releases:
         objects += render_release(release)
-    return [in_namespace(o, plan.namespace) for o in objects]
+    return [with_namespace(o, plan.namespace) for o in objects]
 
 
 def stack_bundle(env: str) -> list[dict[str, Any]]:
@@ -50,7 +44,7 @@ def scenarios() -> list[Path]:
 def scenario_bundle(path: Path) -> list[dict[str, Any]]:
     values = yaml.safe_load(path.read_text()) or {}
     objects = template(CHART_PATH, SCENARIO_RELEASE, SCENARIO_NAMESPACE, values)
-    return [in_namespace(o, SCENARIO_NAMESPACE) for o in objects]
+    return [with_namespace(o, SCENARIO_NAMESPACE) for o in objects]
 
 
 def exported_envs(root: Path = MANIFESTS_DIR) -> list[str]:

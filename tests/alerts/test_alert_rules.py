@@ -13,7 +13,7 @@ import yaml
 
 from infra.alerts import ALERT_NAMES, CASES, DEFAULT_THRESHOLDS, release_alerts, rule_groups, write_promtool_files
 from infra.helm import TOOLS_DIR
-from tests.conftest import CHART_DIR, STACKS, repo_path
+from tests.conftest import CHART_DIR, repo_path
 
 TEMPLATES = repo_path("infra", "runbook_templates")
 

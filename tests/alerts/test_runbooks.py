@@ -4,7 +4,6 @@ object a command names exists in that stack's GitOps export (manifests/<env>/)."
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import yaml

@@ -183,3 +183,12 @@ def _merge(base: dict, override: dict) -> dict:
     for key, value in override.items():
         out[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
     return out
+
+
+def test_no_object_is_named_vllm_whatever_the_release_name():
+    # A Service named vllm injects VLLM_PORT=tcp://..., which vLLM refuses. The schema sees only the raw
+    # fullnameOverride; release `vllm` with nameOverride `vllm` computes the same name, which the chart checks.
+    proc = subprocess.run([helm_binary(), "template", "vllm", str(CHART_DIR), "--set", "nameOverride=vllm"],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and proc.stdout == "", "an object named vllm was rendered"
+    assert "the objects would be named 'vllm'" in proc.stderr, proc.stderr

@@ -160,7 +160,12 @@ def start_cluster(name: str, nodes_env: str) -> Cluster:
             raise AssertionError(f"tools/cluster.sh {' '.join(args)} failed:\n{proc.stderr[-4000:]}")
     from kubernetes import config
 
-    return Cluster(name, kubeconfig, env, config.new_client_from_config(config_file=str(kubeconfig)))
+    try:
+        api = config.new_client_from_config(config_file=str(kubeconfig))
+    except Exception:
+        _cluster_sh(env, "down")  # a cluster we cannot talk to is still a cluster to stop
+        raise
+    return Cluster(name, kubeconfig, env, api)
 
 
 def stop_cluster(cluster: Cluster) -> subprocess.CompletedProcess:
@@ -183,9 +188,11 @@ def running_cluster(name: str, nodes_env: str) -> Iterator[Cluster]:
         cluster = start_cluster(name, nodes_env=nodes_env)
         try:
             yield cluster
-        finally:
-            down = stop_cluster(cluster)
-            assert down.returncode == 0, f"tools/cluster.sh down failed:\n{down.stderr[-3000:]}"
+        except BaseException:
+            stop_cluster(cluster)  # the test's own error is the one to report
+            raise
+        down = stop_cluster(cluster)
+        assert down.returncode == 0, f"tools/cluster.sh down failed:\n{down.stderr[-3000:]}"
     finally:
         lock.release()
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.components.variant import rollout_await_seconds
+from infra.values import rollout_await_seconds
 from infra.config import REPO_ROOT
 from infra.plan import build_for_env
 from tests.e2e.kube import objects_in, running_cluster

@@ -16,11 +16,11 @@ import pytest
 import yaml
 
 from infra.config import PROJECT, REPO_ROOT, ConfigError, load, load_stack
+from infra.export import with_namespace as in_namespace
 from infra.helm import HelmError, template
 from infra.plan import CHART_PATH, build
 from infra.platform import network_policies
 from infra.policy import rules
-from infra.policy.targets import in_namespace
 from tests.policy.conftest import find
 
 

@@ -52,3 +52,20 @@ def test_invalid_stack_config_is_a_usage_error_listing_every_problem(tmp_path):
     assert proc.returncode == 2 and proc.stdout == ""
     for key in ("jina-embeddings:namespace", "jina-embeddings:rollout", "jina-embeddings:pools"):
         assert key in proc.stderr
+
+
+def test_a_variant_the_stack_does_not_enable_is_a_usage_error_without_traceback():
+    proc = run_cli("smoke", "--env", "dev", "--variant", "nope")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == "error: variant 'nope' is not enabled in stack dev; enabled: retrieval, text-matching, classification, clustering"
+
+
+def test_a_key_error_from_a_bug_is_not_disguised_as_bad_input(monkeypatch, capsys):
+    from infra import cli
+
+    def buggy(args):
+        return {}["missing"]
+
+    monkeypatch.setattr(cli, "register_plan", lambda sub: sub.add_parser("plan").set_defaults(func=buggy))
+    with pytest.raises(KeyError):
+        cli.main(["plan"])

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from infra.config import PROJECT, ConfigError, SecretValue, load, load_stack, stack_names
+from infra.config import PROJECT, ConfigError, SecretValue, load, load_stack, read_stack_file, stack_names
 
 
 def base_config() -> dict:
@@ -152,3 +152,55 @@ def test_stacks_cover_the_environments_and_vendors_the_bundle_promises():
     assert vendors["prod"] == {"nvidia"} and vendors["prod-amd"] == {"amd"} and vendors["local"] == {"nvidia", "amd"}
     slices = {p.slice_kind for env in envs for p in load_stack(env).pools.values()}
     assert {"mig", "time-sliced"} & slices, "at least one stack shares a physical GPU between variants"
+
+
+@pytest.mark.parametrize("path, value", [
+    ("hfToken", "hf_plaintextTOKEN1234567890"),              # a known key stored without --secret
+    ("weights.apiKey", "sk-plaintext-key-1234567890"),        # an unknown nested key that looks like a secret
+    ("secrets.hfToken", "hf_plaintextTOKEN1234567890"),
+    ("pools.gpu-h100.password", "hunter2-plaintext-value"),
+])
+def test_error_messages_never_print_a_secret_looking_value(path, value):
+    with pytest.raises(ConfigError) as err:
+        load(with_change(path, value), "test")
+    assert any(p.path == path for p in err.value.problems), [p.path for p in err.value.problems]
+    assert value not in str(err.value)
+    assert f"{PROJECT}:{path} = <redacted>" in str(err.value)
+
+
+def test_secret_names_are_not_secrets_and_are_shown():
+    with pytest.raises(ConfigError) as err:
+        load(with_change("secrets.hfTokenSecretName", "Bad_Name"), "test")
+    assert "secrets.hfTokenSecretName = 'Bad_Name'" in str(err.value)
+
+
+@pytest.mark.parametrize("pool, field, fix", [
+    # time-slicing on AMD: the slice kind is wrong, not the replica count
+    ({"vendor": "amd", "gpu": "amd-mi300x", "slice": "time-sliced", "sharedReplicas": 4, "renderGroupId": 110},
+     "slice", "pools.gpu-h100.slice' amd-cpx"),
+    # MIG on a GPU without MIG: the fix is another slice kind, not an empty profile
+    ({"vendor": "nvidia", "gpu": "nvidia-l4", "slice": "mig", "migProfile": "1g.10gb"}, "slice", "pools.gpu-h100.slice' whole"),
+    ({"vendor": "nvidia", "gpu": "nvidia-h100-80gb", "slice": "mig", "migProfile": "1g.5gb"}, "migProfile", "pools.gpu-h100.migProfile' 1g.10gb"),
+])
+def test_an_impossible_slice_names_the_field_to_change_and_a_working_value(pool, field, fix):
+    with pytest.raises(ConfigError) as err:
+        load(with_change("pools.gpu-h100", pool), "test")
+    problems = [p for p in err.value.problems if p.path.startswith("pools.")]
+    assert [p.path for p in problems] == [f"pools.gpu-h100.{field}"]
+    assert fix in problems[0].fix
+
+
+def test_variants_on_an_invalid_pool_get_no_misleading_second_error():
+    with pytest.raises(ConfigError) as err:
+        load(with_change("pools.gpu-h100.vendor", "intel"), "test")
+    assert [p.path for p in err.value.problems] == ["pools.gpu-h100.vendor"]
+
+
+def test_weights_job_uses_the_pools_pinned_image_tag():
+    from infra.platform import weights_volume
+
+    raw = read_stack_file("prod")
+    first_pool = next(iter(raw[f"{PROJECT}:pools"]))
+    raw[f"{PROJECT}:pools"][first_pool]["imageTag"] = "v0.34.1"
+    jobs = [o for o in weights_volume(load(raw, "prod")) if o["kind"] == "Job"]
+    assert [c["image"] for j in jobs for c in j["spec"]["template"]["spec"]["containers"]] == ["vllm/vllm-openai:v0.34.1"]

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -50,7 +49,11 @@ def server() -> str:
         yield url
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # never leave the server behind
+            proc.wait()
 
 
 def test_every_check_passes_against_the_real_server(server, capsys):

@@ -24,9 +24,10 @@ import pytest
 import yaml
 
 from infra.components.platform import RESOURCE_TYPES
-from infra.components.variant import DEFAULT_AWAIT_SECONDS, deployment_timeouts, rollout_await_seconds
+from infra.components.variant import deployment_timeouts
 from infra.config import PROJECT, REPO_ROOT, ConfigError, SecretValue, stack_file, stack_names
 from infra.plan import Plan, build_for_env
+from infra.values import DEFAULT_AWAIT_SECONDS, rollout_await_seconds
 from infra.program import engine_config
 from tests.unit.pulumi_program_harness import PLAINTEXT, SECRET_SIG, SECRET_SIG_KEY, ProgramRun, normalize, run_program
 
@@ -208,7 +209,10 @@ def test_curl_output_runs_as_pasted(tmp_path):
             "import json, os, sys, time\n"
             f"open({str(log)!r}, 'a').write(json.dumps([os.path.basename(sys.argv[0])] + sys.argv[1:]) + '\\n')\n"
             "if sys.argv[1:3] == ['-n', 'jina-embeddings'] and 'get' in sys.argv: print('c2VydmluZy1rZXk=')\n"
-            "if 'port-forward' in sys.argv: time.sleep(30)\n")
+            "if 'port-forward' in sys.argv: time.sleep(30)\n"
+            # `sleep 3` gives the real port-forward time to start; the recorder waits until the
+            # port-forward recorder has logged, or a loaded machine could kill it before it writes.
+            f"while os.path.basename(sys.argv[0]) == 'sleep' and 'port-forward' not in open({str(log)!r}).read(): time.sleep(0.05)\n")
     for tool in ("kubectl", "curl", "sleep"):
         (tmp_path / tool).write_text(stub)
         (tmp_path / tool).chmod(0o755)
