@@ -1,8 +1,13 @@
-"""Shared fixtures: every stack's plan and its releases rendered by the pinned helm."""
+"""Shared fixtures: every stack's plan and its releases rendered by the pinned helm; small helpers the
+tiers share (e2e included)."""
 
 from __future__ import annotations
 
+import functools
+import re
+import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,3 +36,27 @@ def objects_of_kind(objects: list[dict], kind: str) -> list[dict]:
 
 def repo_path(*parts: str) -> Path:
     return REPO_ROOT.joinpath(*parts)
+
+
+@functools.cache
+def _pins() -> dict[str, str]:
+    text = (REPO_ROOT / "tools" / "versions.env").read_text()
+    return {name: value.strip() for name, value in re.findall(r"^(\w+)=(.*)$", text, re.M)}
+
+
+def pin(name: str) -> str:
+    """A toolchain pin of tools/versions.env by its name, e.g. pin("HELM_VERSION")."""
+    return _pins()[name]
+
+
+def type_token(obj: dict[str, Any]) -> str:
+    """The Kubernetes provider's type token of a manifest: kubernetes:<group|core>/<version>:<Kind>."""
+    group, _, version = obj["apiVersion"].rpartition("/")
+    return f"kubernetes:{group or 'core'}/{version}:{obj['kind']}"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (bound, then released: nothing listens there)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

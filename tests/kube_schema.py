@@ -21,14 +21,15 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
+from infra.helm import TOOLS_DIR
+
 # Kubernetes minors the chart claims (Chart.yaml kubeVersion ">=1.31.0-0") up to the newest schema
 # kubernetes-validate 1.37.0 bundles.
 KUBE_VERSIONS = tuple(f"1.{minor}" for minor in range(31, 38))
 
 
 def crds_dir() -> Path:
-    default = Path(os.environ.get("BUNDLE_TOOLS_DIR", Path.home() / ".cache" / "jina-embeddings-bundle" / "tools")) / "crds"
-    return Path(os.environ.get("BUNDLE_CRDS_DIR", default))
+    return Path(os.environ.get("BUNDLE_CRDS_DIR", TOOLS_DIR / "crds"))
 
 
 def is_builtin(obj: dict[str, Any]) -> bool:

@@ -30,9 +30,11 @@ TOKEN_PATTERNS: dict[str, re.Pattern] = {
     "Pulumi access token": re.compile(r"\bpul-[0-9a-f]{40}\b"),
     "JSON web token": re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\b"),
 }
-# Keys that hold a secret value (the name ends in the secret word: `hfToken`, `apiKey`, `password`, but
-# not `maxNumBatchedTokens`). Keys naming a reference (a Secret's name, a file path) are not secrets.
-SECRET_KEY = re.compile(r"(?i)(token|password|passwd|secret|api[-_]?key|credentials?|private[-_]?key)$")
+# Keys that hold a secret value (the name ends in the secret word: `hfToken`, `apiKey`, `password`;
+# `maxNumBatchedTokens` matches too, but its value is a number). Keys naming a reference (a Secret's
+# name, a file path) are not secrets.
+# Plurals count (`registryTokens: [...]`), and so do `secretKey`/`accessKey` (cloud credentials).
+SECRET_KEY = re.compile(r"(?i)(tokens?|passwords?|passwd|secrets?|api[-_]?keys?|credentials?|(private|secret|access)[-_]?keys?)$")
 # (`key` alone is the key inside a Secret, e.g. `key: api-key`; `apiKey` itself is a secret.)
 REFERENCE_KEY = re.compile(r"(?i)(secretname|existingsecret|secretref|secretkeyref|name|path|file|dir)$|^key$")
 # An assignment `SECRET_KEY = "literal"` in code or config: the literal must look random to count.
@@ -120,11 +122,30 @@ def scan_document(document: Any, where: str) -> list[Finding]:
         bare_key = key.rpartition(":")[2]  # Pulumi stack keys: `project:key`
         if not SECRET_KEY.search(bare_key) or REFERENCE_KEY.search(bare_key):
             continue
-        if isinstance(value, Mapping) and set(value) == {"secure"}:
-            continue  # encrypted by `pulumi config set --secret`
-        if isinstance(value, str) and value != "":  # booleans (automountServiceAccountToken) are not secrets
-            findings.append(Finding(where, 0, f"plain-text value under secret-like key {path + '.' if path else ''}{key}", fingerprint(value)))
-    return _keep(findings)
+        # The value itself, or any string nested in it (`apiKey: {value: ...}`, `registryTokens: [...]`),
+        # except under reference keys (`hfToken: {existingSecret: name, key: token}`) and Pulumi ciphertext.
+        full_key = f"{path}.{key}" if path else key
+        findings += [Finding(where, 0, f"plain-text value under secret-like key {full_key}{sub}", fingerprint(text))
+                     for sub, text in _plain_strings(value)]
+    return sorted(set(_keep(findings)))  # a secret key nested in another is found from both
+
+
+def _plain_strings(value: Any, sub: str = "") -> Iterator[tuple[str, str]]:
+    """(sub-path, text) of each plain-text string in a secret-like key's value. Booleans and numbers
+    (`automountServiceAccountToken: false`, `maxNumBatchedTokens: "8192"` as `pulumi config set` stores it)
+    are not secrets; a `{secure: ...}` mapping is encrypted by `pulumi config set --secret`."""
+    if isinstance(value, str):
+        if value and not re.fullmatch(r"\d+", value):
+            yield sub, value
+    elif isinstance(value, Mapping):
+        if set(value) == {"secure"}:
+            return
+        for key, item in value.items():
+            if not REFERENCE_KEY.search(str(key)):
+                yield from _plain_strings(item, f"{sub}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _plain_strings(item, f"{sub}[{i}]")
 
 
 def scan_yaml(text: str, where: str) -> list[Finding]:

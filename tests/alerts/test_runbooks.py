@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 import pytest
-import yaml
 
+from infra.policy.targets import export_bundle
 from infra.runbooks import RUNBOOKS_DIR, render_all, stale_files
 from tests.conftest import STACKS, repo_path
 
@@ -38,19 +38,6 @@ def test_every_page_has_the_sections_in_order(pages):
         assert "<" not in text.split("## Escalation")[1].replace("<pod>", ""), f"{path}: placeholder left in Escalation"
 
 
-def export_objects(env: str) -> list[dict]:
-    """Every object of manifests/<env>/ (the kustomization's files; not the GitOps wiring or values)."""
-    root = repo_path("manifests", env)
-    assert root.is_dir(), f"manifests/{env}/ is missing: run `python -m infra export --all`"
-    objects = []
-    for path in sorted(root.rglob("*.yaml")):
-        rel = path.relative_to(root)
-        if rel.parts[0] in ("gitops", "values") or rel.name == "kustomization.yaml":
-            continue
-        objects += [o for o in yaml.safe_load_all(path.read_text()) if o]
-    return objects
-
-
 def code_lines(text: str) -> list[str]:
     blocks = re.findall(r"```(?:sh|bash)\n(.*?)```", text, flags=re.S)
     return [line for block in blocks for line in block.splitlines() if line.strip() and not line.startswith("#")]
@@ -63,7 +50,7 @@ def test_commands_name_objects_that_exist_in_the_export(pages, stack_plans):
         if env not in STACKS:
             continue
         plan = stack_plans[env]
-        objects = export_objects(env)
+        objects = export_bundle(env)
         names = {(o["kind"], o["metadata"]["name"]) for o in objects}
         namespaces = {o["metadata"].get("namespace") for o in objects} - {None}
         deployments = [o for o in objects if o["kind"] == "Deployment"]

@@ -12,10 +12,9 @@ import yaml
 
 from infra.helm import helm_binary, run_helm, template
 from infra.values import vllm_args
-from tests.conftest import CHART_DIR, STACKS, objects_of_kind
+from tests import kube_schema
+from tests.conftest import CHART_DIR, STACKS, objects_of_kind, pin
 
-# Kubernetes minors the chart claims (Chart.yaml kubeVersion >=1.31) and validates against.
-KUBE_VERSIONS = [f"1.{minor}.0" for minor in range(31, 38)]
 # Custom resources have no built-in schema; they are validated against their CRDs by the export tests.
 CUSTOM_KINDS = {"ServiceMonitor", "ScaledObject", "PrometheusRule", "HTTPRoute"}
 SCENARIOS = sorted((CHART_DIR / "ci").glob("*-values.yaml"))
@@ -33,7 +32,7 @@ def all_renders(rendered_releases) -> dict[str, list[dict]]:
 
 
 def test_helm_is_the_pinned_version():
-    assert "v4.3.1" in run_helm("version", "--short")
+    assert pin("HELM_VERSION") in run_helm("version", "--short")
 
 
 def test_chart_lints_strict_with_every_scenario():
@@ -62,9 +61,9 @@ def test_every_rendered_object_is_valid_in_strict_mode_for_every_supported_versi
             if obj["kind"] in CUSTOM_KINDS:
                 custom += 1
                 continue
-            for version in KUBE_VERSIONS:
+            for version in kube_schema.KUBE_VERSIONS:
                 try:
-                    kubernetes_validate.validate(obj, version, strict=True)
+                    kube_schema.validate_builtin(obj, version)
                 except kubernetes_validate.ValidationError as exc:
                     pytest.fail(f"{name}: {obj['kind']}/{obj['metadata']['name']} invalid for Kubernetes {version}: {exc.message}")
                 checked += 1
@@ -146,7 +145,7 @@ def test_scenario_deployments_hold_the_invariants():
         assert_deployment_invariants(scenario.name, deployment, values)
 
 
-def test_autoscaling_objects_follow_the_metric(rendered_releases):
+def test_autoscaling_objects_follow_the_metric():
     for scenario in SCENARIOS:
         values = yaml.safe_load(scenario.read_text()) or {}
         metric = values.get("autoscaling", {}).get("metric", "cpu")

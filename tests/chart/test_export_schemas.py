@@ -19,7 +19,7 @@ import yaml
 
 from infra.config import REPO_ROOT
 from tests import kube_schema
-from tests.conftest import STACKS
+from tests.conftest import STACKS, pin
 
 MANIFESTS = REPO_ROOT / "manifests"
 # Where each custom resource's CRD comes from: the upstream Go module that `tools/bootstrap.sh crds`
@@ -86,8 +86,7 @@ def test_the_export_has_the_custom_resources_the_stacks_ask_for():
 
 def pinned_kubectl() -> str:
     """kubectl from PATH (tools/env.sh puts the tool cache first), only if it is the pinned version."""
-    pinned = next(line.split("=", 1)[1].strip() for line in (REPO_ROOT / "tools" / "versions.env").read_text().splitlines()
-                  if line.startswith("KUBERNETES_VERSION="))
+    pinned = pin("KUBERNETES_VERSION")
     kubectl = shutil.which("kubectl")
     version = subprocess.run([kubectl, "version", "--client"], capture_output=True, text=True).stdout if kubectl else ""
     if f"Client Version: {pinned}\n" not in version + "\n":

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import yaml
 
 from infra.config import REPO_ROOT
+from infra.helm import TOOLS_DIR
 from infra.plan import Plan, build_for_env
 
 CLUSTER_NAME = "jina-e2e"
@@ -32,10 +33,6 @@ CLUSTER_SH = REPO_ROOT / "tools" / "cluster.sh"
 # A second session waits this long for the first one's cluster to go (they would share its name).
 LOCK_WAIT_S = 20 * 60
 T = TypeVar("T")
-
-
-def tools_dir() -> Path:
-    return Path(os.environ.get("BUNDLE_TOOLS_DIR", Path.home() / ".cache" / "jina-embeddings-bundle" / "tools"))
 
 
 def wait_until(condition: Callable[[], T], timeout: float, what: str, interval: float = 1.0) -> T:
@@ -104,7 +101,7 @@ class Cluster:
 
 def _script_env(name: str, kubeconfig: Path) -> dict[str, str]:
     env = dict(os.environ)
-    bin_dir = str(tools_dir() / "bin")
+    bin_dir = str(TOOLS_DIR / "bin")
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
     # tools/env.sh takes the kubeconfig from BUNDLE_KUBECONFIG (else one per cluster name): pin both
     env.update(BUNDLE_CLUSTER_NAME=name, BUNDLE_KUBECONFIG=str(kubeconfig), KUBECONFIG=str(kubeconfig))
@@ -119,7 +116,7 @@ class ClusterLock:
     """One session at a time owns the cluster name: a second `make test` waits instead of deleting ours."""
 
     def __init__(self, name: str):
-        workdir = Path(os.environ.get("KWOK_WORKDIR", tools_dir() / "kwok"))
+        workdir = Path(os.environ.get("KWOK_WORKDIR", TOOLS_DIR / "kwok"))
         workdir.mkdir(parents=True, exist_ok=True)
         self.path = workdir / f"{name}.e2e.lock"
         self.handle = None
@@ -144,14 +141,14 @@ class ClusterLock:
 def start_cluster(name: str, nodes_env: str) -> Cluster:
     """A fresh cluster `name` with `nodes_env`'s simulated pools and the CRDs. Any earlier cluster of that
     name is a leftover of a killed session (the caller holds the name's lock): it is deleted first."""
-    missing = [b for b in ("kubectl", "kwokctl", "kube-apiserver", "etcd", "metrics-server") if not (tools_dir() / "bin" / b).exists()]
-    assert not missing, f"pinned tools missing in {tools_dir()}/bin: {missing}; run `make tools` (tools/bootstrap.sh)"
-    kubeconfig = tools_dir() / f"kubeconfig-{name}"
+    missing = [b for b in ("kubectl", "kwokctl", "kube-apiserver", "etcd", "metrics-server") if not (TOOLS_DIR / "bin" / b).exists()]
+    assert not missing, f"pinned tools missing in {TOOLS_DIR}/bin: {missing}; run `make tools` (tools/bootstrap.sh)"
+    kubeconfig = TOOLS_DIR / f"kubeconfig-{name}"
     env = _script_env(name, kubeconfig)
     _cluster_sh(env, "down")
     nodes = subprocess.run([sys.executable, "-m", "infra", "cluster-nodes", "--env", nodes_env], capture_output=True,
                            text=True, cwd=REPO_ROOT, check=True).stdout
-    nodes_file = tools_dir() / f"nodes-{name}.yaml"
+    nodes_file = TOOLS_DIR / f"nodes-{name}.yaml"
     nodes_file.write_text(nodes)
     for args in (("up", str(nodes_file)), ("crds",)):
         proc = _cluster_sh(env, *args)
@@ -239,7 +236,13 @@ def deployment_settled(cluster: Cluster, namespace: str, name: str, replicas: in
 
 def pods_of(cluster: Cluster, namespace: str, release_name: str) -> list[Any]:
     """The release's pods that are not being deleted."""
-    pods = cluster.core.list_namespaced_pod(namespace, label_selector=f"app.kubernetes.io/instance={release_name}").items
+    return _release_pods(cluster.api, namespace, release_name)
+
+
+def _release_pods(api, namespace: str, release_name: str) -> list[Any]:
+    from kubernetes import client
+
+    pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=f"app.kubernetes.io/instance={release_name}").items
     return [p for p in pods if p.metadata.deletion_timestamp is None]
 
 
@@ -283,11 +286,9 @@ class Sampler(threading.Thread):
 
 
 def live_pods(api, namespace: str, release_name: str) -> int:
-    """Pods of the release that are not being deleted: what its ReplicaSets ask for right now."""
-    from kubernetes import client
-
-    pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=f"app.kubernetes.io/instance={release_name}").items
-    return sum(1 for p in pods if p.metadata.deletion_timestamp is None)
+    """Pods of the release that are not being deleted: what its ReplicaSets ask for right now. `api` is an
+    ApiClient of its own (a Sampler's thread), not the cluster's."""
+    return len(_release_pods(api, namespace, release_name))
 
 
 def warning_events(cluster: Cluster, namespace: str, reason: str) -> list[Any]:
@@ -298,5 +299,5 @@ def warning_events(cluster: Cluster, namespace: str, reason: str) -> list[Any]:
 def objects_in(env: str) -> list[dict]:
     """The objects `kubectl kustomize manifests/<env>` yields (what `apply -k` sends)."""
     out = subprocess.run(["kubectl", "kustomize", str(manifests(env))], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PATH": f"{tools_dir() / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}).stdout
+                         env={**os.environ, "PATH": f"{TOOLS_DIR / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}).stdout
     return [o for o in yaml.safe_load_all(out) if o]

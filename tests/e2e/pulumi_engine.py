@@ -21,21 +21,16 @@ import yaml
 
 from infra.config import REPO_ROOT
 from infra.engine import LOCAL_PASSPHRASE, LOCAL_STACK
-from infra.helm import render_release
+from infra.helm import TOOLS_DIR, render_release
 from infra.plan import Plan
-from tests.e2e.kube import Cluster, tools_dir
+from tests.conftest import type_token
+from tests.e2e.kube import Cluster
 
 POLICY_PACK = REPO_ROOT / "policy" / "pulumi-analyzer-jina-embeddings"
 ENGINE_TIMEOUT_S = 1500  # the longest rollout await of the local stack is 1170 s; a hang fails the test, not CI
 # Not resources of the stack: the engine's provider instances (default providers come and go with the
 # SDK version that registers through them; see test_second_up_changes_nothing).
 PROVIDER_TYPES = ("pulumi:providers:",)
-
-
-def type_token(obj: dict[str, Any]) -> str:
-    """The Kubernetes provider's type token of a manifest: kubernetes:<group|core>/<version>:<Kind>."""
-    group, _, version = obj["apiVersion"].rpartition("/")
-    return f"kubernetes:{group or 'core'}/{version}:{obj['kind']}"
 
 
 def expected_resources(plan: Plan) -> set[tuple[str, str]]:
@@ -103,7 +98,7 @@ class Engine:
         state.mkdir()
         home = self.workdir / "pulumi-home"
         home.mkdir()
-        (home / "plugins").symlink_to(tools_dir() / "pulumi-home" / "plugins")
+        (home / "plugins").symlink_to(TOOLS_DIR / "pulumi-home" / "plugins")
         self.env = {**self.cluster.env, "PULUMI_BACKEND_URL": f"file://{state}", "PULUMI_HOME": str(home),
                     "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
                     "PULUMI_IGNORE_AMBIENT_PLUGINS": "true"}

@@ -23,9 +23,8 @@ def over_capacity_plan(plan) -> dict[str, tuple[object, int]]:
     for pool in plan.config.pools.values():
         releases = [r for r in plan.releases if r.pool.name == pool.name]
         fixed = next(r for r in releases if not r.values["autoscaling"]["enabled"])
-        capacity = pool.nodes * pool.gpus_per_node * pool.slice.per_gpu
         others = sum(expected_replicas(r) * r.values["gpu"]["count"] for r in releases if r is not fixed)
-        spare = capacity - others - expected_replicas(fixed) * fixed.values["gpu"]["count"]
+        spare = pool.capacity_slices - others - expected_replicas(fixed) * fixed.values["gpu"]["count"]
         assert spare >= 0, f"the local stack does not fit its own pool {pool.name}"
         out[pool.name] = (fixed, expected_replicas(fixed) + spare // fixed.values["gpu"]["count"] + 1)
     return out
@@ -72,7 +71,7 @@ def test_more_gpus_than_the_pool_has_leave_pods_pending_and_status_says_so(e2e_c
             resource = release.pool.slice.resource_name
             assert re.search(rf"^{re.escape(release.variant)} +{release.name} +{replicas} +{replicas - 1} .*<-- short$", out, re.M), out
             assert re.search(rf"^  \S+ \({re.escape(release.variant)}\)$", out.split("pods with no node (Pending):")[1], re.M), out
-            capacity = release.pool.nodes * release.pool.gpus_per_node * release.pool.slice.per_gpu
+            capacity = release.pool.capacity_slices
             assert f"pool {pool_name}: {resource} {capacity}/{capacity} requested/allocatable" in out, out
             assert re.search(rf"FailedScheduling x\d+: .*Insufficient {re.escape(resource)}", out), out
     finally:

@@ -23,8 +23,9 @@ import pytest
 from infra.values import rollout_await_seconds
 from infra.config import REPO_ROOT
 from infra.plan import build_for_env
+from tests.conftest import type_token
 from tests.e2e.kube import objects_in, running_cluster
-from tests.e2e.pulumi_engine import POLICY_PACK, Engine, chart_children, expected_resources, type_token
+from tests.e2e.pulumi_engine import POLICY_PACK, Engine, chart_children, expected_resources
 from tests.e2e.privileged_program import NAME as PRIVILEGED
 from tests.unit.pulumi_program_harness import PLAINTEXT
 

@@ -9,8 +9,9 @@ import subprocess
 import pytest
 
 from infra.config import REPO_ROOT
+from infra.helm import TOOLS_DIR
 from infra.plan import build_for_env
-from tests.e2e.kube import ClusterLock, tools_dir
+from tests.e2e.kube import ClusterLock
 
 pytestmark = pytest.mark.e2e
 CLUSTER = "jina-engine-demo"
@@ -44,7 +45,7 @@ def test_make_demo_then_demo_down(tmp_path):
         down = make("demo-down", env)
         assert down.returncode == 0, (down.stdout + down.stderr)[-6000:]
         assert not (tmp_path / ".pulumi" / "stacks" / "jina-embeddings" / "local.json").exists()  # stack forgotten
-        assert not (tools_dir() / "kwok" / "clusters" / CLUSTER).exists()  # cluster deleted
+        assert not (TOOLS_DIR / "kwok" / "clusters" / CLUSTER).exists()  # cluster deleted
         assert (REPO_ROOT / "Pulumi.local.yaml").read_bytes() == stack_file  # the committed stack file untouched
     finally:
         if down is None or down.returncode != 0:

@@ -8,6 +8,8 @@ import re
 
 import pytest
 
+from tests.e2e.kube import expected_replicas
+
 pytestmark = pytest.mark.e2e
 ENV = "local"
 
@@ -24,14 +26,12 @@ def test_status_of_the_deployed_local_stack(local_stack, status):
     for release in local_stack.releases:
         assert release.name in proc.stdout
     for pool in local_stack.config.pools.values():
-        demand = sum(r.values["replicaCount"] if not r.values["autoscaling"]["enabled"] else r.values["autoscaling"]["minReplicas"]
-                     for r in local_stack.releases if r.pool.name == pool.name)
-        allocatable = pool.nodes * pool.gpus_per_node * pool.slice.per_gpu
+        demand = sum(expected_replicas(r) for r in local_stack.releases if r.pool.name == pool.name)
         line = re.search(rf"^pool {pool.name}: {re.escape(pool.slice.resource_name)} (\d+)/(\d+) requested/allocatable on (\d+) node", proc.stdout, re.M)
         assert line, proc.stdout
         # the HPAs (CPU, from kwok's simulated usage) may have added replicas beyond the minimum
         assert int(line.group(1)) >= demand, f"{pool.name}: fewer GPUs requested than the variants' minimum {demand}:\n{proc.stdout}"
-        assert int(line.group(2)) == allocatable and int(line.group(3)) == pool.nodes, proc.stdout
+        assert int(line.group(2)) == pool.capacity_slices and int(line.group(3)) == pool.nodes, proc.stdout
     assert "overall: OK" in proc.stdout
 
 

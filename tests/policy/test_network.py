@@ -5,22 +5,16 @@ and its bad-input errors; the optional Gateway API HTTPRoute (chart template, of
 from __future__ import annotations
 
 import ipaddress
-import json
-import os
-import re
-import subprocess
-from pathlib import Path
 
-import jsonschema
 import pytest
-import yaml
 
-from infra.config import PROJECT, REPO_ROOT, ConfigError, load, load_stack
+from infra.config import PROJECT, ConfigError, load, load_stack
 from infra.export import with_namespace as in_namespace
 from infra.helm import HelmError, template
 from infra.plan import CHART_PATH, build
 from infra.platform import network_policies
 from infra.policy import rules
+from tests import kube_schema
 from tests.policy.conftest import find
 
 
@@ -74,10 +68,6 @@ def test_client_pod_labels_narrow_every_client_namespace_or_the_own_namespace():
         {"podSelector": {"matchLabels": labels}},
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},  # every pod there
     ]
-
-
-def _egress_targets(spec: dict) -> list:
-    return [t for rule in spec["egress"] for t in rule["to"]]
 
 
 def test_egress_is_dns_for_all_and_the_hub_only_for_pods_that_download():
@@ -194,27 +184,15 @@ def test_chart_refuses_a_bad_route(bad, fragment):
     assert fragment in str(err.value), str(err.value)
 
 
-def _gateway_api_crd_schema() -> dict:
-    """The HTTPRoute CRD (v1) of the pinned sigs.k8s.io/gateway-api module (tools/versions.env), from the Go
-    module cache: the same upstream source the end-to-end cluster installs."""
-    pins = dict(re.findall(r"^(GATEWAY_API_\w+)=(\S+)$", (REPO_ROOT / "tools" / "versions.env").read_text(), re.M))
-    module = f"{pins['GATEWAY_API_MODULE']}@{pins['GATEWAY_API_VERSION']}"
-    proc = subprocess.run(["go", "mod", "download", "-json", module], capture_output=True, text=True,
-                          env={**os.environ, "GOFLAGS": "-mod=mod"}, cwd="/")
-    assert proc.returncode == 0, f"go mod download {module}: {proc.stderr or proc.stdout}"
-    crd = yaml.safe_load((Path(json.loads(proc.stdout)["Dir"]) / "config/crd/standard/gateway.networking.k8s.io_httproutes.yaml").read_text())
-    (v1,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    return v1["schema"]["openAPIV3Schema"]
-
-
 def test_rendered_routes_are_valid_against_the_upstream_gateway_api_crd(bundles):
-    from tests.kube_schema import strict
-
-    validator = jsonschema.Draft4Validator(strict(_gateway_api_crd_schema()))
+    """Against the HTTPRoute CRD (v1) of the pinned sigs.k8s.io/gateway-api module (tools/versions.env), as
+    `tools/bootstrap.sh crds` copies it into the tool cache: the same upstream source the e2e cluster installs."""
+    assert ("gateway.networking.k8s.io/v1", "HTTPRoute") in kube_schema.crd_schemas(), \
+        f"no HTTPRoute CRD in {kube_schema.crds_dir()}: run `tools/bootstrap.sh crds`"
     routes = _routes(bundles["stack:prod"]) + [in_namespace(o, "ns") for o in template(CHART_PATH, "t", "ns", _chart_values(
         parentRefs=[{"name": "gw", "namespace": "gateway", "sectionName": "https"}]))
         if o["kind"] == "HTTPRoute"]
     assert len(routes) >= 5
     for route in routes:
-        errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors({**route, "metadata": {}})]
+        errors = kube_schema.validate_custom(route)
         assert not errors, f"{route['metadata']['name']}: {errors}"

@@ -23,12 +23,8 @@ from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from infra.config import REPO_ROOT
 from infra.policy import pack, rules
 from infra.policy.violations import object_id
+from tests.conftest import type_token
 from tests.policy.conftest import find
-
-
-def type_token(obj: dict[str, Any]) -> str:
-    group, _, version = obj["apiVersion"].rpartition("/")
-    return f"kubernetes:{group or 'core'}/{version}:{obj['kind']}"
 
 
 def urn(obj: dict[str, Any]) -> str:

@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 from infra.config import REPO_ROOT, stack_file, stack_names
-from infra.plan import build_for_env
 from infra.policy import secrets
 
 
@@ -40,10 +39,10 @@ def test_every_secret_like_stack_key_is_encrypted():
         assert secrets.scan_document(document, stack_file(env).name) == []
 
 
-def test_helm_values_rendered_objects_and_export_hold_no_secret(bundles):
+def test_helm_values_rendered_objects_and_export_hold_no_secret(stack_plans, bundles):
     findings = []
-    for env in stack_names():
-        for release in build_for_env(env).releases:
+    for env, plan in stack_plans.items():
+        for release in plan.releases:
             findings += secrets.scan_objects([release.values], f"values:{env}/{release.variant}")
     for name, objects in bundles.items():
         findings += secrets.scan_objects(objects, name)
@@ -117,3 +116,14 @@ def test_reference_keys_and_non_secret_values_are_not_flagged():
                 "jina-embeddings:apiKey": {"secure": "v1:AAAA"}}
     assert secrets.scan_document(document, "x") == []
     assert secrets.scan_document({"jina-embeddings:hfToken": "hf_plain"}, "x")
+
+
+@pytest.mark.parametrize("document, where", [
+    ({"jina-embeddings:apiKey": {"value": "plain-text-api-key-value"}}, "jina-embeddings:apiKey.value"),   # nested under the key
+    ({"registryTokens": ["first-plain-registry-token"]}, "registryTokens[0]"),                              # a list, plural key
+    ({"aws:secretKey": "plain-secret-access-key-value"}, "aws:secretKey"),                                   # cloud credential pair
+    ({"auth": {"secrets": {"apiKey": "plain-text-api-key-value"}}}, "auth.secrets.apiKey"),                 # nested secret keys: one finding
+])
+def test_secret_values_are_found_however_they_are_nested(document, where):
+    findings = secrets.scan_document(document, "x")
+    assert [f.kind for f in findings] == [f"plain-text value under secret-like key {where}"]

@@ -33,7 +33,7 @@ def test_plan_json_lists_every_variant_with_its_placement_and_budgets(env, stack
         assert s["tolerations"] and s["resources"]["shm"]
 
 
-def test_plan_text_shows_the_work(stack_plans):
+def test_plan_text_shows_the_work():
     proc = run_cli("plan", "--env", "prod")
     assert proc.returncode == 0, proc.stderr
     for fragment in ("== retrieval", "nodeSelector:", "tolerations:", "requests:", "limits:", "/dev/shm:",

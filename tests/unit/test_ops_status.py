@@ -3,7 +3,6 @@ cluster cannot be reached."""
 
 from __future__ import annotations
 
-import socket
 from datetime import datetime, timezone
 
 from kubernetes.client import (CoreV1Event, V1Container, V1ContainerState, V1ContainerStateTerminated,
@@ -18,6 +17,7 @@ from kubernetes.client import (CoreV1Event, V1Container, V1ContainerState, V1Con
 from infra.cli import main
 from infra.ops.status import EXIT_UNREACHABLE, render_text, summarize
 from infra.plan import build_for_env
+from tests.conftest import free_port
 
 PLAN = build_for_env("prod")
 NS = PLAN.namespace
@@ -111,12 +111,6 @@ def test_a_missing_deployment_and_autoscaler_are_reported():
     assert not report.healthy and not any(v.found for v in report.variants)
     assert "Deployment not found" in render_text(report)
     assert "no node carries the pool's labels" in render_text(report)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_an_unreachable_cluster_gives_a_clear_error_and_exit_3(tmp_path, capsys):

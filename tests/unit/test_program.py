@@ -25,10 +25,13 @@ import yaml
 
 from infra.components.platform import RESOURCE_TYPES
 from infra.components.variant import deployment_timeouts
-from infra.config import PROJECT, REPO_ROOT, ConfigError, SecretValue, stack_file, stack_names
+from infra.config import PROJECT, ConfigError, SecretValue, stack_file, stack_names
+from infra.export import MANIFESTS_DIR
 from infra.plan import Plan, build_for_env
+from infra.policy.targets import exported_envs
 from infra.values import DEFAULT_AWAIT_SECONDS, rollout_await_seconds
 from infra.program import engine_config
+from tests.conftest import type_token
 from tests.unit.pulumi_program_harness import PLAINTEXT, SECRET_SIG, SECRET_SIG_KEY, ProgramRun, normalize, run_program
 
 STACKS = stack_names()
@@ -65,11 +68,6 @@ def stack(request) -> tuple[str, Plan, ProgramRun]:
     return env, build_for_env(env), run_program(env, stack_config(env))
 
 
-def _k8s_type(obj: dict[str, Any]) -> str:
-    group_version = obj["apiVersion"] if "/" in obj["apiVersion"] else f"core/{obj['apiVersion']}"
-    return f"kubernetes:{group_version}:{obj['kind']}"
-
-
 def _role(obj: dict[str, Any]) -> str:
     return f"{obj['kind'].lower()}-{obj['metadata']['name']}"
 
@@ -84,7 +82,7 @@ def test_resources_and_counts(stack):
     got = sorted((r.typ, r.name) for r in run.registered)
     expected = sorted(
         [("jina-embeddings:platform:Platform", "platform")]
-        + [(_k8s_type(o), f"platform-{_role(o)}") for o in plan.platform]
+        + [(type_token(o), f"platform-{_role(o)}") for o in plan.platform]
         + [("jina-embeddings:variant:VariantRelease", r.variant) for r in plan.releases]
         + [(CHART, f"{r.variant}-chart") for r in plan.releases]
     )
@@ -416,13 +414,6 @@ def test_deployment_timeouts_apply_to_deployments_only():
 # The other sink: the GitOps export writes the same values
 # ---------------------------------------------------------------------------------------------
 
-MANIFESTS = REPO_ROOT / "manifests"
-
-
-def _exported_stacks(root: Path = MANIFESTS) -> list[str]:
-    return [env for env in STACKS if (root / env / "values").is_dir()]
-
-
 def export_differences(run: ProgramRun, export_dir: Path) -> list[str]:
     """Where manifests/<env>/ (values/<variant>.yaml, platform/<kind>-<name>.yaml) differs from what the
     mocked program hands the engine: the chart values and the platform objects' inputs."""
@@ -445,19 +436,14 @@ def export_differences(run: ProgramRun, export_dir: Path) -> list[str]:
 
 @pytest.mark.parametrize("env", STACKS)
 def test_pulumi_and_the_gitops_export_agree(env):
-    exported = _exported_stacks()
-    if not exported:
-        pytest.skip("manifests/<env>/values/ does not exist yet: the GitOps export (python -m infra export) has not been generated")
-    assert env in exported, f"manifests/{env}/ is missing while other stacks are exported: run `make export`"
+    assert env in exported_envs(), f"manifests/{env}/ is missing: run `make export`"
     run = run_program(env, stack_config(env))
-    assert export_differences(run, MANIFESTS / env) == [], f"stack {env}: the two sinks disagree; run `make export`"
+    assert export_differences(run, MANIFESTS_DIR / env) == [], f"stack {env}: the two sinks disagree; run `make export`"
 
 
 def test_a_stale_export_is_caught(tmp_path):
-    if "dev" not in _exported_stacks():
-        pytest.skip("manifests/dev/ does not exist yet: the GitOps export has not been generated")
     stale = tmp_path / "dev"
-    shutil.copytree(MANIFESTS / "dev", stale)
+    shutil.copytree(MANIFESTS_DIR / "dev", stale)
     values = yaml.safe_load((stale / "values" / "retrieval.yaml").read_text())
     values["vllm"]["maxNumSeqs"] += 1
     (stale / "values" / "retrieval.yaml").write_text(yaml.safe_dump(values))
