@@ -304,20 +304,12 @@ def expectations(args: argparse.Namespace) -> Expectations:
         url = args.url
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"--url {url!r}: must start with http:// or https://")
-    if args.model is not None:
-        model = args.model
-    if args.expect_dim is not None:
-        dim = args.expect_dim
-    if args.no_dimensions:
-        dimensions = None
-    elif args.dimensions is not None:
-        dimensions = args.dimensions
+    # A flag that is given wins over what the plan says.
+    model, dim, qp, dp = (flag if flag is not None else planned for flag, planned in
+                          ((args.model, model), (args.expect_dim, dim), (args.query_prefix, qp), (args.document_prefix, dp)))
+    dimensions = None if args.no_dimensions else args.dimensions if args.dimensions is not None else dimensions
     if dim is not None and dimensions is not None and not 0 < dimensions <= dim:
         raise ValueError(f"--dimensions {dimensions} must be from 1 to the vector size {dim}")
-    if args.query_prefix is not None:
-        qp = args.query_prefix
-    if args.document_prefix is not None:
-        dp = args.document_prefix
     if args.no_multilingual:
         multilingual = False
     return Expectations(url, model, dim, dimensions, qp, dp, multilingual, os.environ.get(args.api_key_env) or None, args.timeout)
