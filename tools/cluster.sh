@@ -44,7 +44,13 @@ cluster_pids() {  # pids kwokctl recorded for this cluster's components, if aliv
   return 0
 }
 
-running() { [ -n "$(cluster_pids)" ] && kubectl --request-timeout=5s get --raw /readyz >/dev/null 2>&1; }
+# every component kwokctl recorded is alive (one that exited is never restarted) and the API server is ready
+running() {
+  local recorded alive
+  recorded=$(find "$CLUSTER_DIR/pids" -name '*.pid' 2>/dev/null | wc -l)
+  alive=$(cluster_pids | wc -l)
+  [ "$recorded" -gt 0 ] && [ "$alive" = "$recorded" ] && kubectl --request-timeout=5s get --raw /readyz >/dev/null 2>&1
+}
 
 write_config() {
   # the *Binary paths are absolute and versioned (readlink -f of $BIN/<name>): kwokctl symlinks them into
@@ -70,6 +76,19 @@ options:
   - $(readlink -f "$BUNDLE_METRICS_SERVER_MANIFESTS")
   enable:
   - metrics-server
+# One controller-manager and one scheduler, so no leader election: with it on, an API server that stalls
+# for longer than the lease's renew deadline (10 s, e.g. etcd waiting on a busy disk) makes both exit
+# ("leaderelection lost") and the binary runtime never restarts them; Deployments and HPAs then stop
+# converging while the API server still answers.
+componentsPatches:
+- name: kube-controller-manager
+  extraArgs:
+  - key: leader-elect
+    value: "false"
+- name: kube-scheduler
+  extraArgs:
+  - key: leader-elect
+    value: "false"
 EOF
 }
 

@@ -112,11 +112,22 @@ def _cluster_sh(env: dict[str, str], *args: str, timeout: float = 600) -> subpro
     return subprocess.run([str(CLUSTER_SH), *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 
+def kwok_workdir() -> Path:
+    """Where kwokctl keeps its clusters (tools/env.sh's KWOK_WORKDIR)."""
+    return Path(os.environ.get("KWOK_WORKDIR", TOOLS_DIR / "kwok"))
+
+
+def component_pids(cluster_name: str) -> dict[str, int]:
+    """The pid kwokctl recorded for each of the cluster's components (etcd, kube-apiserver, ...)."""
+    pids_dir = kwok_workdir() / "clusters" / cluster_name / "pids"
+    return {f.stem: int(f.read_text().strip()) for f in sorted(pids_dir.glob("*.pid"))}
+
+
 class ClusterLock:
     """One session at a time owns the cluster name: a second `make test` waits instead of deleting ours."""
 
     def __init__(self, name: str):
-        workdir = Path(os.environ.get("KWOK_WORKDIR", TOOLS_DIR / "kwok"))
+        workdir = kwok_workdir()
         workdir.mkdir(parents=True, exist_ok=True)
         self.path = workdir / f"{name}.e2e.lock"
         self.handle = None
