@@ -41,8 +41,8 @@ OPERATIONS = ("preview", "up", "destroy", "refresh", "outputs")
 CHANGING = ("up", "destroy", "refresh")  # need --yes
 LOCAL_STACK = "local"
 # The `local` stack's passphrase. Public on purpose: the stack runs on a simulated cluster and has no
-# secret; Pulumi.local.yaml's `encryptionsalt` was made with it (`pulumi stack init`). tools/env.sh
-# exports the same default.
+# secret; Pulumi.local.yaml's `encryptionsalt` was made with it (`pulumi stack init`). Only engine_env
+# sets it (tools/env.sh sets no passphrase).
 LOCAL_PASSPHRASE = "local-test-only"
 
 

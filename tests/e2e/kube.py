@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from kubernetes import client, config
 
 from infra.config import REPO_ROOT
 from infra.helm import TOOLS_DIR
@@ -70,32 +71,22 @@ class Cluster:
 
     def new_api(self) -> Any:
         """A fresh ApiClient (one per thread for background samplers)."""
-        from kubernetes import config
-
         return config.new_client_from_config(config_file=str(self.kubeconfig))
 
     @property
     def core(self):
-        from kubernetes import client
-
         return client.CoreV1Api(self.api)
 
     @property
     def apps(self):
-        from kubernetes import client
-
         return client.AppsV1Api(self.api)
 
     @property
     def policy(self):
-        from kubernetes import client
-
         return client.PolicyV1Api(self.api)
 
     @property
     def autoscaling(self):
-        from kubernetes import client
-
         return client.AutoscalingV2Api(self.api)
 
 
@@ -166,8 +157,6 @@ def start_cluster(name: str, nodes_env: str) -> Cluster:
         if proc.returncode != 0:
             _cluster_sh(env, "down")
             raise AssertionError(f"tools/cluster.sh {' '.join(args)} failed:\n{proc.stderr[-4000:]}")
-    from kubernetes import config
-
     try:
         api = config.new_client_from_config(config_file=str(kubeconfig))
     except Exception:
@@ -251,16 +240,12 @@ def pods_of(cluster: Cluster, namespace: str, release_name: str) -> list[Any]:
 
 
 def _release_pods(api, namespace: str, release_name: str) -> list[Any]:
-    from kubernetes import client
-
     pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=f"app.kubernetes.io/instance={release_name}").items
     return [p for p in pods if p.metadata.deletion_timestamp is None]
 
 
 def ready_endpoints(api, namespace: str, service: str) -> int:
     """Ready addresses in the Service's EndpointSlices (what a client of the Service is routed to)."""
-    from kubernetes import client
-
     slices = client.DiscoveryV1Api(api).list_namespaced_endpoint_slice(namespace, label_selector=f"kubernetes.io/service-name={service}").items
     return sum(1 for s in slices for e in (s.endpoints or []) if e.conditions and e.conditions.ready)
 
