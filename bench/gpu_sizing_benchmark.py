@@ -48,7 +48,7 @@ GiB = 1024**3
 # Qwen3-0.6B backbone as used by jina-embeddings-v5-text-small
 # (/work/shared/research/vllm-jina-facts.md section 2). This script runs without the infra package;
 # tests/unit/test_bench_constants.py keeps this shape, the KV arithmetic below and the peaks table
-# equal to infra.catalog.ModelShape and infra.accelerators.GPU_MODELS.
+# equal to infra.core.catalog.ModelShape and infra.core.accelerators.GPU_MODELS.
 FULL_SHAPE = dict(
     hidden_size=1024,
     num_hidden_layers=28,
@@ -178,11 +178,11 @@ def linear_fit(xs: list[float], ys: list[float]) -> dict:
         return {"slope": ys[0] / xs[0] if n else None, "intercept": 0.0, "r2": None, "n": n}
     mx, my = sum(xs) / n, sum(ys) / n
     sxx = sum((x - mx) ** 2 for x in xs)
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=False))
     slope = sxy / sxx if sxx else 0.0
     intercept = my - slope * mx
     ss_tot = sum((y - my) ** 2 for y in ys)
-    ss_res = sum((y - (intercept + slope * x)) ** 2 for x, y in zip(xs, ys))
+    ss_res = sum((y - (intercept + slope * x)) ** 2 for x, y in zip(xs, ys, strict=False))
     r2 = 1 - ss_res / ss_tot if ss_tot else None
     return {"slope": slope, "intercept": intercept, "r2": r2, "n": n}
 
@@ -248,11 +248,11 @@ def matmul_ceiling(dev: torch.device, n: int) -> dict | None:
     a = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
     b = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
     for _ in range(3):
-        a @ b
+        _ = a @ b
     sync(dev)
     times = time_iters(lambda: a @ b, dev, 10, 50, 1.0)
     med = statistics.median(times)
-    del a, b
+    a = b = None  # free the GPU memory before empty_cache()
     torch.cuda.empty_cache()
     return {"n": n, "median_s": med, "tflops": 2.0 * n**3 / med / 1e12, "iters": len(times)}
 
@@ -595,7 +595,7 @@ def main(argv=None) -> int:
     model = model.to(device=dev, dtype=torch.bfloat16).eval()
     # Random (never zero) weights; norms at 1 as in a trained model's scale.
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for _name, p in model.named_parameters():
             if p.dim() >= 2:
                 p.normal_(0.0, 0.02)
             else:
@@ -608,8 +608,8 @@ def main(argv=None) -> int:
     pinfo["param_dtypes"] = sorted({str(p.dtype) for p in model.parameters()})
     result["weights"] = pinfo
     log(
-        f"params {pinfo['params']/1e6:.2f}M (non-emb {pinfo['non_embedding_params']/1e6:.2f}M), "
-        f"{pinfo['param_bytes']/GiB:.4f} GiB"
+        f"params {pinfo['params'] / 1e6:.2f}M (non-emb {pinfo['non_embedding_params'] / 1e6:.2f}M), "
+        f"{pinfo['param_bytes'] / GiB:.4f} GiB"
     )
     if dev.type == "cuda":
         gc.collect()
@@ -707,9 +707,9 @@ def main(argv=None) -> int:
         rows.append(row)
         act = row.get("activation_peak_bytes")
         log(
-            f"B={b:4d} S={s:6d} tok={b*s:7d}  {med*1e3:9.2f} ms  {row['tokens_per_s']:12.0f} tok/s  "
+            f"B={b:4d} S={s:6d} tok={b * s:7d}  {med * 1e3:9.2f} ms  {row['tokens_per_s']:12.0f} tok/s  "
             f"{row['seqs_per_s']:10.1f} seq/s  {row['tflops_achieved']:7.1f} TFLOP/s"
-            + (f"  act {act/2**20:9.1f} MiB ({act/(b*s):8.0f} B/tok)" if act is not None else "")
+            + (f"  act {act / 2**20:9.1f} MiB ({act / (b * s):8.0f} B/tok)" if act is not None else "")
         )
         del ids
 
@@ -730,9 +730,9 @@ def main(argv=None) -> int:
                 torch.cuda.empty_cache()
             del ids
             log(
-                f"graph B={b:4d} S={s:6d}: {row.get('graph_median_s', float('nan'))*1e3:9.2f} ms "
+                f"graph B={b:4d} S={s:6d}: {row.get('graph_median_s', float('nan')) * 1e3:9.2f} ms "
                 f"{row.get('graph_tokens_per_s', float('nan')):12.0f} tok/s  pool "
-                f"{row.get('graph_pool_reserved_bytes', 0)/2**20:.1f} MiB  min cos {row.get('graph_vs_eager_min_cosine')} "
+                f"{row.get('graph_pool_reserved_bytes', 0) / 2**20:.1f} MiB  min cos {row.get('graph_vs_eager_min_cosine')} "
                 f"{row.get('graph_error', '')}"
             )
     result["grid"] = rows
@@ -745,7 +745,9 @@ def main(argv=None) -> int:
         big = [r for r in ok if r["tokens"] >= 8192]
         result["activation_summary"] = {
             "fit_all": fit,
-            "fit_tokens_ge_8192": linear_fit([float(r["tokens"]) for r in big], [float(r["activation_peak_bytes"]) for r in big])
+            "fit_tokens_ge_8192": linear_fit(
+                [float(r["tokens"]) for r in big], [float(r["activation_peak_bytes"]) for r in big]
+            )
             if len(big) >= 2
             else None,
             "max_bytes_per_token": max(r["activation_bytes_per_token"] for r in ok),
@@ -759,7 +761,9 @@ def main(argv=None) -> int:
         best = max(ok, key=lambda r: r["tokens_per_s"])
         best_tf = max(ok, key=lambda r: r["tflops_achieved"])
         result["throughput_summary"] = {
-            "best_tokens_per_s": {k: best[k] for k in ("batch", "seq_len", "tokens_per_s", "seqs_per_s", "tflops_achieved")},
+            "best_tokens_per_s": {
+                k: best[k] for k in ("batch", "seq_len", "tokens_per_s", "seqs_per_s", "tflops_achieved")
+            },
             "best_tflops": {k: best_tf[k] for k in ("batch", "seq_len", "tokens_per_s", "tflops_achieved")}
             | ({"fraction_of_vendor_peak": best_tf.get("fraction_of_vendor_peak")}),
             "flops_formula": "model FLOPs = 2*N_nonembed*B*S + 2*L*B*S^2*d_attn (causal half of "
@@ -801,7 +805,7 @@ def main(argv=None) -> int:
             result["load"]["dir"] = workdir
             result["load"]["dir_filesystem"] = fs_type(workdir)
             log(
-                f"load {result['load']['file_bytes']/1e9:.3f} GB: cold {result['load']['cold_load_median_s']:.3f} s, "
+                f"load {result['load']['file_bytes'] / 1e9:.3f} GB: cold {result['load']['cold_load_median_s']:.3f} s, "
                 f"warm {result['load']['warm_load_median_s']:.3f} s"
             )
         finally:
@@ -832,23 +836,25 @@ def main(argv=None) -> int:
     w = result["weights"]
     print("\n=== summary ===")
     print(f"gpu {gpu_name}  slug {slug}")
-    print(f"weights {w['param_bytes']/GiB:.4f} GiB ({w['params']/1e6:.2f}M params)")
+    print(f"weights {w['param_bytes'] / GiB:.4f} GiB ({w['params'] / 1e6:.2f}M params)")
     if result.get("memory"):
         m = result["memory"]
         print(
             "non-torch GiB by stage: "
-            + ", ".join(f"{k}={v/GiB:.3f}" for k, v in m["non_torch_bytes_by_stage"].items())
+            + ", ".join(f"{k}={v / GiB:.3f}" for k, v in m["non_torch_bytes_by_stage"].items())
         )
     if result.get("activation_summary"):
         a = result["activation_summary"]
         print(
-            f"activation B/token: fit slope {a['fit_all']['slope']:.0f} (intercept {a['fit_all']['intercept']/2**20:.1f} MiB, "
+            f"activation B/token: fit slope {a['fit_all']['slope']:.0f} (intercept {a['fit_all']['intercept'] / 2**20:.1f} MiB, "
             f"r2 {a['fit_all']['r2']}), max {a['max_bytes_per_token']:.0f}"
         )
     print(f"KV B/token: {kv_arith} arithmetic, measured {kv.get('measured', {}).get('cache_tensor_bytes_per_token')}")
     if "load" in result:
         L = result["load"]
-        print(f"load {L['file_bytes']/1e9:.3f} GB: cold {L['cold_load_median_s']:.3f}s warm {L['warm_load_median_s']:.3f}s")
+        print(
+            f"load {L['file_bytes'] / 1e9:.3f} GB: cold {L['cold_load_median_s']:.3f}s warm {L['warm_load_median_s']:.3f}s"
+        )
     print(
         f"{'B':>5} {'S':>6} {'ms':>9} {'tok/s':>11} {'seq/s':>9} {'TFLOP/s':>8} {'act MiB':>9} {'B/tok':>7}"
         f" {'graph ms':>9} {'graph tok/s':>11} {'pool MiB':>8}"
@@ -859,11 +865,11 @@ def main(argv=None) -> int:
             continue
         act = r.get("activation_peak_bytes")
         print(
-            f"{r['batch']:5d} {r['seq_len']:6d} {r['median_s']*1e3:9.2f} {r['tokens_per_s']:11.0f} "
+            f"{r['batch']:5d} {r['seq_len']:6d} {r['median_s'] * 1e3:9.2f} {r['tokens_per_s']:11.0f} "
             f"{r['seqs_per_s']:9.1f} {r['tflops_achieved']:8.1f} "
-            + (f"{act/2**20:9.1f} {act/r['tokens']:7.0f}" if act is not None else "")
+            + (f"{act / 2**20:9.1f} {act / r['tokens']:7.0f}" if act is not None else "")
             + (
-                f" {r['graph_median_s']*1e3:9.2f} {r['graph_tokens_per_s']:11.0f} {r['graph_pool_reserved_bytes']/2**20:8.1f}"
+                f" {r['graph_median_s'] * 1e3:9.2f} {r['graph_tokens_per_s']:11.0f} {r['graph_pool_reserved_bytes'] / 2**20:8.1f}"
                 if "graph_median_s" in r
                 else (" graph error" if "graph_error" in r else "")
             )

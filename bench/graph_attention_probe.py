@@ -10,6 +10,7 @@ stream capture; the benchmark's pooled_forward now passes a ready mask mapping. 
 
     python3 bench/graph_attention_probe.py --batch 1 --seq 8192
 """
+
 import argparse
 import sys
 
@@ -29,7 +30,7 @@ def top(prof, n=10):
     rows.sort(reverse=True)
     tot = sum(r[0] for r in rows)
     for t, c, k in rows[:n]:
-        print(f"  {t/1e3:9.2f} ms  {100*t/tot:5.1f}%  x{c:<5d} {k[:110]}")
+        print(f"  {t / 1e3:9.2f} ms  {100 * t / tot:5.1f}%  x{c:<5d} {k[:110]}")
 
 
 def main():
@@ -51,6 +52,7 @@ def main():
         for p in model.parameters():
             p.normal_(0, 0.02) if p.dim() >= 2 else p.fill_(1.0)
     if a.hf_mask:
+
         def fwd(m, x):
             out = m(input_ids=x, use_cache=False).last_hidden_state[:, -1, :]
             return torch.nn.functional.normalize(out.float(), dim=-1)

@@ -14,6 +14,6 @@ if __spec__ is not None and __spec__.name == "infra.__main__":
 else:
     # Run by the Pulumi engine from inside infra/: make the repository root importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from infra.program import run
+    from infra.sinks.pulumi.program import run
 
     run()

@@ -22,7 +22,7 @@ checkov-lock: ## re-resolve requirements-checkov.lock from requirements-checkov.
 	rm -rf build/checkov-lock
 
 checkov: venv checkov-venv ## Checkov's Kubernetes checks over every stack, chart scenario and manifests/: 0 failures
-	$(TOOLS_ENV) && tools/bootstrap.sh helm && $(PY) -m infra.policy.checkov
+	$(TOOLS_ENV) && tools/bootstrap.sh helm && $(PY) -m infra checkov
 
 policy: venv ## Pod Security, reliability, network and secret gates over everything the bundle renders
 	$(TOOLS_ENV) && tools/bootstrap.sh helm && $(PY) -m infra policy

@@ -1,6 +1,6 @@
 """The bundle's Pulumi policy pack: `pulumi preview --policy-pack policy/` (or `pulumi up ...`).
 
-Every check is a plain function of infra/policy/pack.py, unit-tested in tests/policy/test_policy_pack.py;
+Every check is a plain function of infra/checks/policy/pack.py, unit-tested in tests/policy/test_policy_pack.py;
 this file only names them, says which resource types they see and sets the enforcement level.
 Mandatory violations fail the preview and block the update; advisory ones are printed.
 """
@@ -18,7 +18,7 @@ from pulumi_policy import (  # noqa: E402
     StackValidationPolicy,
 )
 
-from infra.policy import pack  # noqa: E402
+from infra.checks.policy import pack  # noqa: E402
 
 POLICIES = [
     ResourceValidationPolicy(
@@ -36,15 +36,15 @@ POLICIES = [
     StackValidationPolicy(
         name="bundle-mandatory",
         description="PDBs never block a drain; autoscaled Deployments set no replicas; Services select the pods; "
-                    "default-deny network, ingress only from named peers, egress only DNS and the model hub; "
-                    "the HTTPRoute routes only /v1/embeddings and /v1/models.",
+        "default-deny network, ingress only from named peers, egress only DNS and the model hub; "
+        "the HTTPRoute routes only /v1/embeddings and /v1/models.",
         validate=pack.validate_stack_mandatory,
         enforcement_level=EnforcementLevel.MANDATORY,
     ),
     StackValidationPolicy(
         name="bundle-advisory",
         description="PDB present, replicas spread, autoscaler bounds, probes and budgets, ephemeral storage, "
-                    "priority class, NetworkPolicies select pods.",
+        "priority class, NetworkPolicies select pods.",
         validate=pack.validate_stack_advisory,
         enforcement_level=EnforcementLevel.ADVISORY,
     ),

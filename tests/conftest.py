@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from infra.config import REPO_ROOT, stack_names
-from infra.helm import render_release
-from infra.plan import Plan, build_for_env
+from infra.core.paths import REPO_ROOT
+from infra.core.plan import Plan, build_for_env
+from infra.core.stackfile import stack_names
+from infra.sinks.helm import render_release
 
 STACKS = stack_names()
 CHART_DIR = REPO_ROOT / "charts" / "jina-embeddings"

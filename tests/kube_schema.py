@@ -21,7 +21,7 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-from infra.helm import TOOLS_DIR
+from infra.sinks.helm import TOOLS_DIR
 
 # Kubernetes minors the chart claims (Chart.yaml kubeVersion ">=1.31.0-0") up to the newest schema
 # kubernetes-validate 1.37.0 bundles.
@@ -71,7 +71,9 @@ def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
                 spec = doc["spec"]
                 for v in spec["versions"]:
                     if v.get("served") and "schema" in v:
-                        schemas[(f"{spec['group']}/{v['name']}", spec["names"]["kind"])] = strict(v["schema"]["openAPIV3Schema"])
+                        schemas[(f"{spec['group']}/{v['name']}", spec["names"]["kind"])] = strict(
+                            v["schema"]["openAPIV3Schema"]
+                        )
     return schemas
 
 
@@ -81,7 +83,10 @@ def strict(schema: Any) -> Any:
         return [strict(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: strict(v) if k in ("items", "additionalProperties", "not", "allOf", "anyOf", "oneOf") else v for k, v in schema.items()}
+    out = {
+        k: strict(v) if k in ("items", "additionalProperties", "not", "allOf", "anyOf", "oneOf") else v
+        for k, v in schema.items()
+    }
     if "properties" in schema:
         out["properties"] = {name: strict(s) for name, s in schema["properties"].items()}
         if "additionalProperties" not in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
@@ -97,10 +102,14 @@ def validate_custom(obj: dict[str, Any], version: str = KUBE_VERSIONS[-1]) -> li
     body = copy.deepcopy(obj)
     # A CRD's schema leaves metadata to the API server: check it as ObjectMeta, strictly.
     metadata = body.pop("metadata", {})
-    errors = [f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-              for e in jsonschema.Draft4Validator(schema).iter_errors({**body, "metadata": {}})]
+    errors = [
+        f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+        for e in jsonschema.Draft4Validator(schema).iter_errors({**body, "metadata": {}})
+    ]
     try:
-        kubernetes_validate.validate({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}, version, strict=True)
+        kubernetes_validate.validate(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}, version, strict=True
+        )
     except kubernetes_validate.ValidationError as exc:
         errors.append(f"metadata: {exc.message}")
     return errors

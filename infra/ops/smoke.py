@@ -22,17 +22,13 @@ An API key, when the server wants one, is read from $VLLM_API_KEY (--api-key-env
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import os
-import sys
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 NORM_TOLERANCE = 1e-3
 SAME_VECTOR = 0.9999  # cosine above which two embeddings are taken as identical
 DEFAULT_DIMENSIONS_CHECK = 256
@@ -100,7 +96,7 @@ def norm(v: list[float]) -> float:
 
 
 def cosine(a: list[float], b: list[float]) -> float:
-    return sum(x * y for x, y in zip(a, b)) / (norm(a) * norm(b))
+    return sum(x * y for x, y in zip(a, b, strict=False)) / (norm(a) * norm(b))
 
 
 def check_vectors(vectors: list[list[float]], count: int, dim: int | None) -> str:
@@ -121,26 +117,37 @@ def check_unit_norm(vectors: list[list[float]]) -> str:
     norms = [norm(v) for v in vectors]
     worst = max(abs(n - 1) for n in norms)
     if worst > NORM_TOLERANCE:
-        raise CheckFailed(f"L2 norms {', '.join(f'{n:.4f}' for n in norms)} are not 1 (±{NORM_TOLERANCE}): is --pooler-config use_activation set?")
+        raise CheckFailed(
+            f"L2 norms {', '.join(f'{n:.4f}' for n in norms)} are not 1 (±{NORM_TOLERANCE}): is --pooler-config use_activation set?"
+        )
     return f"L2 norm 1 ± {worst:.1e}"
 
 
 def check_multilingual(translations: dict[str, list[float]], unrelated: list[float]) -> str:
     """Every pair of translations is closer than any translation is to the unrelated sentence."""
     langs = sorted(translations)
-    same = min(cosine(translations[a], translations[b]) for i, a in enumerate(langs) for b in langs[i + 1:])
+    same = min(cosine(translations[a], translations[b]) for i, a in enumerate(langs) for b in langs[i + 1 :])
     other = max(cosine(translations[a], unrelated) for a in langs)
     if same <= other:
-        pair = min(((a, b) for i, a in enumerate(langs) for b in langs[i + 1:]), key=lambda p: cosine(translations[p[0]], translations[p[1]]))
-        raise CheckFailed(f"least similar translations {pair[0]}/{pair[1]} at cosine {same:.3f}, "
-                          f"but a translation and the unrelated sentence at {other:.3f}")
-    return f"translations {', '.join(langs)}: cosine >= {same:.3f} to each other, <= {other:.3f} to the unrelated sentence"
+        pair = min(
+            ((a, b) for i, a in enumerate(langs) for b in langs[i + 1 :]),
+            key=lambda p: cosine(translations[p[0]], translations[p[1]]),
+        )
+        raise CheckFailed(
+            f"least similar translations {pair[0]}/{pair[1]} at cosine {same:.3f}, "
+            f"but a translation and the unrelated sentence at {other:.3f}"
+        )
+    return (
+        f"translations {', '.join(langs)}: cosine >= {same:.3f} to each other, <= {other:.3f} to the unrelated sentence"
+    )
 
 
 def check_retrieval(query: list[float], relevant: list[float], other: list[float]) -> str:
     hit, miss = cosine(query, relevant), cosine(query, other)
     if hit <= miss:
-        raise CheckFailed(f"the query is closer to the unrelated document ({miss:.3f}) than to the matching one ({hit:.3f})")
+        raise CheckFailed(
+            f"the query is closer to the unrelated document ({miss:.3f}) than to the matching one ({hit:.3f})"
+        )
     return f"matching document {hit:.3f} > unrelated {miss:.3f}"
 
 
@@ -167,7 +174,9 @@ class Client:
                 status = response.status
         except urllib.error.HTTPError as exc:
             if exc.code in (401, 403):
-                raise Unreachable(f"{method} {path}: {exc.code} {exc.reason}: the server wants an API key ($VLLM_API_KEY, or --api-key-env)") from exc
+                raise Unreachable(
+                    f"{method} {path}: {exc.code} {exc.reason}: the server wants an API key ($VLLM_API_KEY, or --api-key-env)"
+                ) from exc
             raw, status = exc.read(), exc.code
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             raise Unreachable(f"{method} {self.exp.url.rstrip('/')}{path}: {getattr(exc, 'reason', exc)}") from exc
@@ -180,7 +189,9 @@ class Client:
         return self._request("GET", path)
 
     def embed(self, model: str, texts: list[str], **extra: Any) -> list[list[float]]:
-        status, body = self._request("POST", "/v1/embeddings", {"model": model, "input": texts, "encoding_format": "float", **extra})
+        status, body = self._request(
+            "POST", "/v1/embeddings", {"model": model, "input": texts, "encoding_format": "float", **extra}
+        )
         if status != 200:
             raise CheckFailed(f"/v1/embeddings answered {status}: {body}")
         try:
@@ -232,7 +243,9 @@ def run_checks(exp: Expectations) -> Report:
     vectors: list[list[float]] = []
 
     def embeddings() -> str:
-        vectors.extend(client.embed(model, [exp.document_prefix + RELEVANT_DOCUMENT, exp.document_prefix + OTHER_DOCUMENT]))
+        vectors.extend(
+            client.embed(model, [exp.document_prefix + RELEVANT_DOCUMENT, exp.document_prefix + OTHER_DOCUMENT])
+        )
         return check_vectors(vectors, 2, exp.dim)
 
     if check("embeddings", embeddings):
@@ -243,17 +256,21 @@ def run_checks(exp: Expectations) -> Report:
     if exp.dimensions is None:
         report.results.append(Result("dimensions", "SKIP", "the model has no Matryoshka sizes (--no-dimensions)"))
     else:
+
         def dimensions() -> str:
             short = client.embed(model, [exp.document_prefix + RELEVANT_DOCUMENT], dimensions=exp.dimensions)
             detail = check_vectors(short, 1, exp.dimensions)
             return f"{detail}; {check_unit_norm(short)}"
+
         check("dimensions", dimensions)
 
     def query_prefix() -> str:
         plain, prefixed = client.embed(model, [QUERY, exp.query_prefix + QUERY])
         similarity = cosine(plain, prefixed)
         if similarity >= SAME_VECTOR:
-            raise CheckFailed(f"{exp.query_prefix!r} + query embeds like the bare query (cosine {similarity:.5f}): the prefix does not reach the model")
+            raise CheckFailed(
+                f"{exp.query_prefix!r} + query embeds like the bare query (cosine {similarity:.5f}): the prefix does not reach the model"
+            )
         return f"{exp.query_prefix!r} changes the query's vector (cosine {similarity:.4f} to the bare query)"
 
     if exp.query_prefix:
@@ -262,17 +279,21 @@ def run_checks(exp: Expectations) -> Report:
         report.results.append(Result("query-prefix", "SKIP", "no query prefix for this model (--query-prefix)"))
 
     def retrieval() -> str:
-        q, relevant, other = client.embed(model, [exp.query_prefix + QUERY, exp.document_prefix + RELEVANT_DOCUMENT,
-                                                  exp.document_prefix + OTHER_DOCUMENT])
+        q, relevant, other = client.embed(
+            model,
+            [exp.query_prefix + QUERY, exp.document_prefix + RELEVANT_DOCUMENT, exp.document_prefix + OTHER_DOCUMENT],
+        )
         return check_retrieval(q, relevant, other)
 
     check("retrieval", retrieval)
 
     if exp.multilingual:
+
         def multilingual() -> str:
             texts = [exp.document_prefix + t for t in MULTILINGUAL.values()] + [exp.document_prefix + UNRELATED]
             vecs = client.embed(model, texts)
-            return check_multilingual(dict(zip(MULTILINGUAL, vecs[:-1])), vecs[-1])
+            return check_multilingual(dict(zip(MULTILINGUAL, vecs[:-1], strict=False)), vecs[-1])
+
         check("multilingual", multilingual)
     else:
         report.results.append(Result("multilingual", "SKIP", "the model is not multilingual (--no-multilingual)"))
@@ -284,75 +305,8 @@ def run_checks(exp: Expectations) -> Report:
 # ---------------------------------------------------------------------------------------------
 
 
-def expectations(args: argparse.Namespace) -> Expectations:
-    """From the plan (--env/--variant), then flags; raises ValueError on bad input."""
-    model, dim, dimensions, qp, dp, multilingual, url = None, None, None, "", "", True, None
-    if args.env or args.variant:
-        if not (args.env and args.variant):
-            raise ValueError("--env and --variant go together")
-        from infra.catalog import MATRYOSHKA_DIMENSIONS, SHAPE, VARIANTS
-        from infra.plan import build_for_env
-
-        release = build_for_env(args.env).release(args.variant)
-        model, dim, url = release.served_model_name, SHAPE.embedding_dimensions, release.url
-        dimensions = DEFAULT_DIMENSIONS_CHECK if DEFAULT_DIMENSIONS_CHECK in MATRYOSHKA_DIMENSIONS else MATRYOSHKA_DIMENSIONS[0]
-        variant = VARIANTS[args.variant]
-        qp, dp = variant.query_prefix, variant.document_prefix
-    elif not args.url:
-        raise ValueError("give --env ENV --variant V, or --url URL")
-    if args.url:
-        url = args.url
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"--url {url!r}: must start with http:// or https://")
-    # A flag that is given wins over what the plan says.
-    model, dim, qp, dp = (flag if flag is not None else planned for flag, planned in
-                          ((args.model, model), (args.expect_dim, dim), (args.query_prefix, qp), (args.document_prefix, dp)))
-    dimensions = None if args.no_dimensions else args.dimensions if args.dimensions is not None else dimensions
-    if dim is not None and dimensions is not None and not 0 < dimensions <= dim:
-        raise ValueError(f"--dimensions {dimensions} must be from 1 to the vector size {dim}")
-    if args.no_multilingual:
-        multilingual = False
-    return Expectations(url, model, dim, dimensions, qp, dp, multilingual, os.environ.get(args.api_key_env) or None, args.timeout)
-
-
 def render_text(report: Report) -> str:
     lines = [f"smoke test of {report.url} (model {report.model or '?'})"]
     lines += [f"  {r.status:<4} {r.check:<13} {r.detail}" for r in report.results]
     lines.append("result: " + ("PASS" if report.passed else "FAIL"))
     return "\n".join(lines)
-
-
-def cmd_smoke(args: argparse.Namespace) -> int:
-    from infra.plan import UnknownVariant  # lazily, like expectations(): `--url` alone needs no plan
-
-    try:
-        exp = expectations(args)
-    except (ValueError, UnknownVariant, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        report = run_checks(exp)
-    except Unreachable as exc:
-        print(f"error: server unreachable: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    print(json.dumps(asdict(report) | {"passed": report.passed}, indent=2, sort_keys=True) if args.json else render_text(report))
-    return EXIT_OK if report.passed else EXIT_FAILED
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("smoke", help="check a running embedding server: health, model, vector size/norm, Matryoshka, prefixes, multilingual",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--env", help="stack name: expectations (and the default URL) come from its plan")
-    p.add_argument("--variant", help="task variant of --env")
-    p.add_argument("--url", help="server base URL (default: the release's in-cluster Service URL)")
-    p.add_argument("--model", help="model name /v1/models must list and requests send (default: the plan's, else the first listed)")
-    p.add_argument("--expect-dim", type=int, help="vector size (default: 1024 with --env; otherwise only checked for consistency)")
-    p.add_argument("--dimensions", type=int, help=f"Matryoshka size to request (default with --env: {DEFAULT_DIMENSIONS_CHECK})")
-    p.add_argument("--no-dimensions", action="store_true", help="skip the `dimensions` check (model without Matryoshka sizes)")
-    p.add_argument("--query-prefix", help="prefix clients put before queries (default with --env: the variant's, e.g. 'Query: ')")
-    p.add_argument("--document-prefix", help="prefix clients put before documents (default with --env: 'Document: ')")
-    p.add_argument("--no-multilingual", action="store_true", help="skip the five-language check (English-only model)")
-    p.add_argument("--api-key-env", default="VLLM_API_KEY", help="environment variable holding the API key (default: VLLM_API_KEY)")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request (default 30)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_smoke)

@@ -18,19 +18,17 @@ Exit codes, for scripts and pagers:
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from infra.config import PROJECT, ConfigError
-from infra.plan import Plan, build_for_env
-from infra.values import autoscaler_name
+from infra.core.names import PROJECT
+from infra.core.plan import Plan
+from infra.core.values import autoscaler_name
 
-EXIT_OK, EXIT_DEGRADED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 RECENT_EVENTS = 20
 REQUEST_TIMEOUT = (5, 20)  # connect, read (seconds)
 
@@ -156,8 +154,13 @@ def _pod_state(pod: Any) -> str:
 
 def _metric_source(m: Any) -> Any | None:
     """The part of an HPA metric (spec or status) its type names; None for a type this does not know."""
-    return {"Resource": m.resource, "Pods": m.pods, "External": m.external,
-            "Object": m.object, "ContainerResource": m.container_resource}.get(m.type)
+    return {
+        "Resource": m.resource,
+        "Pods": m.pods,
+        "External": m.external,
+        "Object": m.object,
+        "ContainerResource": m.container_resource,
+    }.get(m.type)
 
 
 def _metric_text(spec: Any, current: Any | None) -> str:
@@ -177,14 +180,19 @@ def _metric_text(spec: Any, current: Any | None) -> str:
         cur_source = _metric_source(current)
         if cur_source is not None and cur_source.current is not None:
             c = cur_source.current
-            now = f"{c.average_utilization}%" if unit == "%" and c.average_utilization is not None else \
-                str(c.average_value if c.average_value is not None else c.value)
+            now = (
+                f"{c.average_utilization}%"
+                if unit == "%" and c.average_utilization is not None
+                else str(c.average_value if c.average_value is not None else c.value)
+            )
     return f"{name} {now}/{wanted}"
 
 
 def autoscaler_status(hpa: Any) -> AutoscalerStatus:
     currents = (hpa.status.current_metrics or []) if hpa.status else []
-    metrics = [_metric_text(spec, currents[i] if i < len(currents) else None) for i, spec in enumerate(hpa.spec.metrics or [])]
+    metrics = [
+        _metric_text(spec, currents[i] if i < len(currents) else None) for i, spec in enumerate(hpa.spec.metrics or [])
+    ]
     return AutoscalerStatus(
         name=hpa.metadata.name,
         current=(hpa.status.current_replicas or 0) if hpa.status else 0,
@@ -196,15 +204,25 @@ def autoscaler_status(hpa: Any) -> AutoscalerStatus:
 
 
 def _when(event: Any) -> datetime:
-    for t in (getattr(event, "last_timestamp", None), getattr(event, "event_time", None),
-              getattr(event.metadata, "creation_timestamp", None)):
+    for t in (
+        getattr(event, "last_timestamp", None),
+        getattr(event, "event_time", None),
+        getattr(event.metadata, "creation_timestamp", None),
+    ):
         if t is not None:
-            return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
-    return datetime.min.replace(tzinfo=timezone.utc)
+            return t if t.tzinfo else t.replace(tzinfo=UTC)
+    return datetime.min.replace(tzinfo=UTC)
 
 
-def summarize(plan: Plan, deployments: Iterable[Any], autoscalers: Iterable[Any], pods: Iterable[Any],
-              nodes: Iterable[Any], events: Iterable[Any], all_pods: Iterable[Any] | None = None) -> StatusReport:
+def summarize(
+    plan: Plan,
+    deployments: Iterable[Any],
+    autoscalers: Iterable[Any],
+    pods: Iterable[Any],
+    nodes: Iterable[Any],
+    events: Iterable[Any],
+    all_pods: Iterable[Any] | None = None,
+) -> StatusReport:
     """The status report of a stack from what the API returned (lists of client model objects).
 
     `pods`: the stack's namespace; `all_pods`: every namespace's, so that GPUs requested by other
@@ -222,7 +240,11 @@ def summarize(plan: Plan, deployments: Iterable[Any], autoscalers: Iterable[Any]
         if d is not None:
             s = d.status
             status.desired = d.spec.replicas or 0
-            status.ready, status.available, status.updated = (s.ready_replicas or 0), (s.available_replicas or 0), (s.updated_replicas or 0)
+            status.ready, status.available, status.updated = (
+                (s.ready_replicas or 0),
+                (s.available_replicas or 0),
+                (s.updated_replicas or 0),
+            )
         if expected and expected in autoscalers:
             status.autoscaler = autoscaler_status(autoscalers[expected])
         variants.append(status)
@@ -245,17 +267,27 @@ def summarize(plan: Plan, deployments: Iterable[Any], autoscalers: Iterable[Any]
             if any(labels.get(k) != v for k, v in selector.items()):
                 continue
             ours = ours_by_node.get(node.metadata.name, [])
-            rows.append(NodeStatus(
-                name=node.metadata.name,
-                allocatable=_quantity(((node.status.allocatable if node.status else None) or {}).get(resource, 0)),
-                requested=sum(_requests(p, resource) for p in every_by_node.get(node.metadata.name, []) if _active(p)),
-                requested_by_stack=sum(_requests(p, resource) for p in ours if _active(p)),
-                pods=sorted(f"{p.metadata.name} ({release_of[p.metadata.labels['app.kubernetes.io/instance']]}, {_pod_state(p)})" for p in ours),
-            ))
+            rows.append(
+                NodeStatus(
+                    name=node.metadata.name,
+                    allocatable=_quantity(((node.status.allocatable if node.status else None) or {}).get(resource, 0)),
+                    requested=sum(
+                        _requests(p, resource) for p in every_by_node.get(node.metadata.name, []) if _active(p)
+                    ),
+                    requested_by_stack=sum(_requests(p, resource) for p in ours if _active(p)),
+                    pods=sorted(
+                        f"{p.metadata.name} ({release_of[p.metadata.labels['app.kubernetes.io/instance']]}, {_pod_state(p)})"
+                        for p in ours
+                    ),
+                )
+            )
         pools.append(PoolStatus(pool.name, resource, dict(selector), rows))
 
-    unscheduled = sorted(f"{p.metadata.name} ({release_of[p.metadata.labels['app.kubernetes.io/instance']]})"
-                         for p in pods if not p.spec.node_name and _active(p))
+    unscheduled = sorted(
+        f"{p.metadata.name} ({release_of[p.metadata.labels['app.kubernetes.io/instance']]})"
+        for p in pods
+        if not p.spec.node_name and _active(p)
+    )
     oom = []
     for pod in pods:
         for cs in (pod.status.container_statuses or []) if pod.status else []:
@@ -263,8 +295,16 @@ def summarize(plan: Plan, deployments: Iterable[Any], autoscalers: Iterable[Any]
             if term is not None and term.reason == "OOMKilled":
                 oom.append(f"{pod.metadata.name}/{cs.name} at {term.finished_at}")
     warnings = sorted((e for e in events if e.type == "Warning"), key=_when, reverse=True)[:RECENT_EVENTS]
-    rows = [EventRow(_when(e).strftime("%Y-%m-%dT%H:%M:%SZ"), f"{e.involved_object.kind}/{e.involved_object.name}",
-                     e.reason or "", " ".join((e.message or "").split()), e.count or 1) for e in warnings]
+    rows = [
+        EventRow(
+            _when(e).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            f"{e.involved_object.kind}/{e.involved_object.name}",
+            e.reason or "",
+            " ".join((e.message or "").split()),
+            e.count or 1,
+        )
+        for e in warnings
+    ]
     return StatusReport(plan.env, plan.namespace, variants, pools, unscheduled, rows, sorted(oom))
 
 
@@ -280,7 +320,9 @@ def _active(pod: Any) -> bool:
 def render_text(report: StatusReport) -> str:
     lines = [f"stack {report.env}: namespace {report.namespace}"]
     lines.append("")
-    lines.append(f"{'variant':<16} {'deployment':<34} {'desired':>7} {'ready':>5} {'avail':>5} {'updated':>7}  autoscaler")
+    lines.append(
+        f"{'variant':<16} {'deployment':<34} {'desired':>7} {'ready':>5} {'avail':>5} {'updated':>7}  autoscaler"
+    )
     for v in report.variants:
         if not v.found:
             lines.append(f"{v.variant:<16} {v.deployment:<34} {'-- Deployment not found':>30}")
@@ -292,15 +334,22 @@ def render_text(report: StatusReport) -> str:
         elif v.expected_autoscaler:
             scaler = f"{v.expected_autoscaler}: not found"
         mark = "" if v.healthy else "   <-- short"
-        lines.append(f"{v.variant:<16} {v.deployment:<34} {v.desired:>7} {v.ready:>5} {v.available:>5} {v.updated:>7}  {scaler}{mark}")
+        lines.append(
+            f"{v.variant:<16} {v.deployment:<34} {v.desired:>7} {v.ready:>5} {v.available:>5} {v.updated:>7}  {scaler}{mark}"
+        )
     for pool in report.pools:
         selector = ",".join(f"{k}={v}" for k, v in sorted(pool.node_selector.items()))
-        lines += ["", f"pool {pool.pool}: {pool.resource} {pool.requested}/{pool.allocatable} requested/allocatable on {len(pool.nodes)} node(s)",
-                  f"  nodes: -l {selector}"]
+        lines += [
+            "",
+            f"pool {pool.pool}: {pool.resource} {pool.requested}/{pool.allocatable} requested/allocatable on {len(pool.nodes)} node(s)",
+            f"  nodes: -l {selector}",
+        ]
         if not pool.nodes:
             lines.append("  no node carries the pool's labels")
         for node in pool.nodes:
-            lines.append(f"  {node.name}: {node.requested}/{node.allocatable} ({node.requested_by_stack} by this stack)")
+            lines.append(
+                f"  {node.name}: {node.requested}/{node.allocatable} ({node.requested_by_stack} by this stack)"
+            )
             lines += [f"    {p}" for p in node.pods]
     if report.unscheduled:
         lines += ["", "pods with no node (Pending):"] + [f"  {p}" for p in report.unscheduled]
@@ -330,8 +379,10 @@ def api_client(kubeconfig: Path | None, context: str | None):
     try:
         return config.new_client_from_config(config_file=str(kubeconfig) if kubeconfig else None, context=context)
     except (ConfigException, FileNotFoundError) as exc:
-        raise ValueError(f"cannot load kubeconfig{f' {kubeconfig}' if kubeconfig else ''}"
-                         f"{f' (context {context})' if context else ''}: {exc}") from exc
+        raise ValueError(
+            f"cannot load kubeconfig{f' {kubeconfig}' if kubeconfig else ''}"
+            f"{f' (context {context})' if context else ''}: {exc}"
+        ) from exc
 
 
 def fetch(plan: Plan, client) -> tuple[bool, StatusReport | None]:
@@ -358,57 +409,23 @@ def fetch(plan: Plan, client) -> tuple[bool, StatusReport | None]:
         events = core.list_namespaced_event(ns, field_selector="type=Warning", _request_timeout=REQUEST_TIMEOUT).items
         notes, all_pods = [], None
         try:  # other tenants' GPU requests; needs cluster-wide pod read
-            all_pods = core.list_pod_for_all_namespaces(field_selector="status.phase!=Succeeded,status.phase!=Failed",
-                                                        _request_timeout=REQUEST_TIMEOUT).items
+            all_pods = core.list_pod_for_all_namespaces(
+                field_selector="status.phase!=Succeeded,status.phase!=Failed", _request_timeout=REQUEST_TIMEOUT
+            ).items
         except ApiException as exc:
             if exc.status != 403:
                 raise
-            notes.append("note: no permission to list pods of all namespaces; 'requested' counts this stack's pods only")
+            notes.append(
+                "note: no permission to list pods of all namespaces; 'requested' counts this stack's pods only"
+            )
     except ApiException as exc:
         if exc.status in (401, 403):
-            raise ClusterUnreachable(f"the API server {server} refused the request ({exc.status} {exc.reason}): check your credentials and RBAC") from exc
+            raise ClusterUnreachable(
+                f"the API server {server} refused the request ({exc.status} {exc.reason}): check your credentials and RBAC"
+            ) from exc
         raise ClusterUnreachable(f"the API server {server} answered {exc.status} {exc.reason}") from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise ClusterUnreachable(f"cannot reach the API server {server}: {exc.__class__.__name__}: {exc}") from exc
     report = summarize(plan, deployments, hpas, pods, nodes, events, all_pods)
     report.notes = notes
     return True, report
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    try:
-        plan = build_for_env(args.env)
-    except (ConfigError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        client = api_client(args.kubeconfig, args.context)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        exists, report = fetch(plan, client)
-    except ClusterUnreachable as exc:
-        print(f"error: cluster unreachable: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    finally:
-        client.close()
-    if not exists:
-        print(f"error: namespace {plan.namespace} does not exist on {client.configuration.host}: stack {plan.env} is not "
-              f"deployed in this cluster (wrong kube context? `kubectl config current-context`), or not yet "
-              f"(pulumi up, or apply manifests/{plan.env}/)", file=sys.stderr)
-        return EXIT_DEGRADED
-    print(report_json(report) if args.json else render_text(report))
-    return EXIT_OK if report.healthy else EXIT_DEGRADED
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    from infra.config import stack_names
-
-    p = sub.add_parser("status", help="replicas, autoscalers, GPU pools and warning events of a deployed stack (read-only)",
-                       description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--env", required=True, help=f"stack name: {', '.join(stack_names())}")
-    p.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
-    p.add_argument("--context", help="kube context (default: the current context)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_status)

@@ -1,5 +1,5 @@
 """The alert rules the chart renders, run through the pinned promtool: `check rules`, and generated
-`test rules` cases per alert (quiet just below the threshold, firing at it). See infra/alerts.py."""
+`test rules` cases per alert (quiet just below the threshold, firing at it). See infra/checks/promtool.py."""
 
 from __future__ import annotations
 
@@ -11,8 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.alerts import ALERT_NAMES, CASES, DEFAULT_THRESHOLDS, parse_duration, release_alerts, rule_groups, write_promtool_files
-from infra.helm import TOOLS_DIR
+from infra.checks.promtool import CASES, release_alerts, write_promtool_files
+from infra.core.thresholds import (
+    ALERT_NAMES,
+    DEFAULT_THRESHOLDS,
+    parse_duration,
+    rule_groups,
+)
+from infra.sinks.helm import TOOLS_DIR
 from tests.conftest import CHART_DIR, pin, repo_path
 
 TEMPLATES = repo_path("infra", "runbook_templates")
@@ -63,16 +69,30 @@ def test_rules_pass_promtool_check_and_their_generated_tests(env, stack_plans, r
     cases = [case for p in test_files for case in yaml.safe_load(p.read_text())["tests"]]
     for release in plan.releases:
         for alert in [r["alert"] for g in rule_groups(rendered_releases[(env, release.variant)]) for r in g["rules"]]:
-            checks = [c for case in cases if case["name"].startswith(f"{alert} {release.variant}:") for c in case["alert_rule_test"]]
+            checks = [
+                c
+                for case in cases
+                if case["name"].startswith(f"{alert} {release.variant}:")
+                for c in case["alert_rule_test"]
+            ]
             assert any(c["exp_alerts"] for c in checks), f"{env}/{release.variant}: no case where {alert} fires"
-            assert any(not c["exp_alerts"] for c in checks), f"{env}/{release.variant}: no case where {alert} stays quiet"
+            assert any(not c["exp_alerts"] for c in checks), (
+                f"{env}/{release.variant}: no case where {alert} stays quiet"
+            )
 
 
-@pytest.mark.parametrize("old, new, alert", [
-    (">= 20\n", ">= 21\n", "JinaEmbeddingsRequestBacklog"),  # a threshold moved up: the at-threshold case fails
-    (">= 0.95\n", "> 0.95\n", "JinaEmbeddingsKVCacheSaturated"),  # >= became >: the at-threshold case fails
-    ("[30m]) >= 3\n", "[30m]) >= 2\n", "JinaEmbeddingsPodCrashLooping"),  # a threshold moved down: the below case fails
-])
+@pytest.mark.parametrize(
+    "old, new, alert",
+    [
+        (">= 20\n", ">= 21\n", "JinaEmbeddingsRequestBacklog"),  # a threshold moved up: the at-threshold case fails
+        (">= 0.95\n", "> 0.95\n", "JinaEmbeddingsKVCacheSaturated"),  # >= became >: the at-threshold case fails
+        (
+            "[30m]) >= 3\n",
+            "[30m]) >= 2\n",
+            "JinaEmbeddingsPodCrashLooping",
+        ),  # a threshold moved down: the below case fails
+    ],
+)
 def test_the_generated_tests_catch_a_moved_threshold(old, new, alert, stack_plans, rendered_releases, tmp_path):
     plan = stack_plans["prod"]
     objects = {"retrieval": rendered_releases[("prod", "retrieval")]}
@@ -88,11 +108,20 @@ def test_the_generated_tests_catch_a_moved_threshold(old, new, alert, stack_plan
 # vLLM 0.20-0.33 metric names (research: vllm-jina-facts.md §4; counters get _total, histograms _bucket)
 # and kube-state-metrics v2 names; vllm:gpu_cache_usage_perc no longer exists.
 KNOWN_METRICS = {
-    "vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc", "vllm:prompt_tokens_total",
-    "vllm:e2e_request_latency_seconds_bucket", "up",
-    "kube_deployment_status_replicas_available", "kube_deployment_spec_replicas", "kube_pod_status_ready",
-    "kube_pod_status_unschedulable", "kube_pod_container_status_restarts_total", "kube_pod_container_state_started",
-    "kube_pod_container_status_ready", "kube_horizontalpodautoscaler_status_current_replicas",
+    "vllm:num_requests_waiting",
+    "vllm:num_requests_running",
+    "vllm:kv_cache_usage_perc",
+    "vllm:prompt_tokens_total",
+    "vllm:e2e_request_latency_seconds_bucket",
+    "up",
+    "kube_deployment_status_replicas_available",
+    "kube_deployment_spec_replicas",
+    "kube_pod_status_ready",
+    "kube_pod_status_unschedulable",
+    "kube_pod_container_status_restarts_total",
+    "kube_pod_container_state_started",
+    "kube_pod_container_status_ready",
+    "kube_horizontalpodautoscaler_status_current_replicas",
     "kube_horizontalpodautoscaler_spec_max_replicas",
 }
 
@@ -104,13 +133,19 @@ def test_rules_use_real_metric_names_and_filter_on_the_release(stack_plans, rend
             for rule in group["rules"]:
                 expr = rule["expr"]
                 names = set(re.findall(r"\b((?:vllm:|kube_)[a-z0-9_:]+|up)\{", expr))
-                assert names and names <= KNOWN_METRICS, f"{env}/{variant} {rule['alert']}: unknown metric(s) {names - KNOWN_METRICS}"
+                assert names and names <= KNOWN_METRICS, (
+                    f"{env}/{variant} {rule['alert']}: unknown metric(s) {names - KNOWN_METRICS}"
+                )
                 without_quantifiers = re.sub(r"\{\d+(,\d+)?\}", "", expr)  # the pod-name regex's {1,10} and {5}
                 selectors = re.findall(r"\{([^}]*)\}", without_quantifiers)
                 assert len(selectors) >= len(re.findall(r"[a-z_:]\{", without_quantifiers)) > 0
                 for selector in selectors:
-                    assert f'namespace="{release.namespace}"' in selector, f"{env}/{variant} {rule['alert']}: selector without namespace: {selector}"
-                    assert release.name in selector or release.served_model_name in selector, f"{env}/{variant} {rule['alert']}: selector not filtered to the release: {selector}"
+                    assert f'namespace="{release.namespace}"' in selector, (
+                        f"{env}/{variant} {rule['alert']}: selector without namespace: {selector}"
+                    )
+                    assert release.name in selector or release.served_model_name in selector, (
+                        f"{env}/{variant} {rule['alert']}: selector not filtered to the release: {selector}"
+                    )
 
 
 def test_every_alert_links_its_runbook_page(rendered_releases):
@@ -125,7 +160,7 @@ def test_every_alert_links_its_runbook_page(rendered_releases):
 def test_alert_catalogue_chart_cases_and_templates_agree(rendered_releases):
     rendered = {r["alert"] for objects in rendered_releases.values() for g in rule_groups(objects) for r in g["rules"]}
     assert rendered == set(ALERT_NAMES) == set(CASES)
-    assert {p.name[:-len(".md.j2")] for p in TEMPLATES.glob("JinaEmbeddings*.md.j2")} == set(ALERT_NAMES)
+    assert {p.name[: -len(".md.j2")] for p in TEMPLATES.glob("JinaEmbeddings*.md.j2")} == set(ALERT_NAMES)
 
 
 def test_chart_threshold_defaults_equal_the_python_defaults():
@@ -140,11 +175,13 @@ def test_pod_not_ready_waits_longer_than_any_start_up(stack_plans, rendered_rele
         for group in rule_groups(objects):
             alerts = release_alerts(release.values, release.namespace, group)
             not_ready = next(r for r in group["rules"] if r["alert"] == "JinaEmbeddingsPodNotReady")["for"]
-            assert parse_duration(not_ready) > alerts.startup_budget, f"{env}/{variant}: PodNotReady after {not_ready}, start-up budget {alerts.startup_budget}s"
+            assert parse_duration(not_ready) > alerts.startup_budget, (
+                f"{env}/{variant}: PodNotReady after {not_ready}, start-up budget {alerts.startup_budget}s"
+            )
 
 
 def test_the_alerts_command_writes_rules_and_tests_promtool_accepts(tmp_path, capsys):
-    from infra.alerts import main
+    from infra.cli import main
 
     out = tmp_path / "build" / "alerts" / "prod"
     assert main(["--env", "prod", "--out", str(out)]) == 0

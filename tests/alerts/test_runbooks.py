@@ -7,15 +7,25 @@ import re
 
 import pytest
 
-from infra.policy.targets import export_bundle
-from infra.runbooks import RUNBOOKS_DIR, render_all, stale_files
+from infra.sinks.bundles import export_bundle
+from infra.sinks.runbooks import RUNBOOKS_DIR, render_all, stale_files
 from tests.conftest import STACKS, repo_path
 
 SECTIONS = ("## Meaning", "## Impact", "## Diagnosis", "## Mitigation", "## Verify recovery", "## Escalation")
-KIND_OF = {"deploy": "Deployment", "deployment": "Deployment", "svc": "Service", "service": "Service",
-           "hpa": "HorizontalPodAutoscaler", "pdb": "PodDisruptionBudget", "scaledobject": "ScaledObject",
-           "servicemonitor": "ServiceMonitor", "prometheusrule": "PrometheusRule", "networkpolicy": "NetworkPolicy",
-           "configmap": "ConfigMap", "secret": "Secret"}
+KIND_OF = {
+    "deploy": "Deployment",
+    "deployment": "Deployment",
+    "svc": "Service",
+    "service": "Service",
+    "hpa": "HorizontalPodAutoscaler",
+    "pdb": "PodDisruptionBudget",
+    "scaledobject": "ScaledObject",
+    "servicemonitor": "ServiceMonitor",
+    "prometheusrule": "PrometheusRule",
+    "networkpolicy": "NetworkPolicy",
+    "configmap": "ConfigMap",
+    "secret": "Secret",
+}
 REF = re.compile(r"\b(" + "|".join(KIND_OF) + r")/([a-z0-9][a-z0-9.-]*)")
 
 
@@ -56,10 +66,21 @@ def test_commands_name_objects_that_exist_in_the_export(pages, stack_plans):
         deployments = [o for o in objects if o["kind"] == "Deployment"]
         pod_labels = [d["spec"]["template"]["metadata"]["labels"] for d in deployments]
         node_selectors = [d["spec"]["template"]["spec"].get("nodeSelector", {}) for d in deployments]
-        secrets = {ref["secretKeyRef"]["name"] for d in deployments for c in d["spec"]["template"]["spec"]["containers"]
-                   for e in c.get("env", []) for ref in [e.get("valueFrom", {})] if "secretKeyRef" in ref}
-        served = {a.split("=", 1)[1] for d in deployments for c in d["spec"]["template"]["spec"]["containers"]
-                  for a in c.get("args", []) if a.startswith("--served-model-name=")}
+        secrets = {
+            ref["secretKeyRef"]["name"]
+            for d in deployments
+            for c in d["spec"]["template"]["spec"]["containers"]
+            for e in c.get("env", [])
+            for ref in [e.get("valueFrom", {})]
+            if "secretKeyRef" in ref
+        }
+        served = {
+            a.split("=", 1)[1]
+            for d in deployments
+            for c in d["spec"]["template"]["spec"]["containers"]
+            for a in c.get("args", [])
+            if a.startswith("--served-model-name=")
+        }
         for line in code_lines(text):
             where = f"{path}: {line}"
             if "kubectl" in line:
@@ -73,7 +94,9 @@ def test_commands_name_objects_that_exist_in_the_export(pages, stack_plans):
                     if kind == "Secret":
                         assert name in secrets, f"{where}: no Deployment reads Secret {name}"
                     elif kind == "HorizontalPodAutoscaler" and name.startswith("keda-hpa-"):
-                        assert ("ScaledObject", name[len("keda-hpa-"):]) in names, f"{where}: KEDA's HPA {name} has no ScaledObject"
+                        assert ("ScaledObject", name[len("keda-hpa-") :]) in names, (
+                            f"{where}: KEDA's HPA {name} has no ScaledObject"
+                        )
                     else:
                         assert (kind, name) in names, f"{where}: {kind} {name} is not in manifests/{env}/"
                     checked += 1
@@ -81,7 +104,9 @@ def test_commands_name_objects_that_exist_in_the_export(pages, stack_plans):
                 if selector:
                     pairs = dict(p.split("=", 1) for p in selector.group(1).split(","))
                     pool = node_selectors if "get nodes" in line else pod_labels
-                    assert any(pairs.items() <= labels.items() for labels in pool), f"{where}: no object in manifests/{env}/ has labels {pairs}"
+                    assert any(pairs.items() <= labels.items() for labels in pool), (
+                        f"{where}: no object in manifests/{env}/ has labels {pairs}"
+                    )
                     checked += 1
             for label, value in re.findall(r'(namespace|model_name|job|deployment)="([^"]+)"', line):
                 if label == "namespace":
@@ -89,7 +114,9 @@ def test_commands_name_objects_that_exist_in_the_export(pages, stack_plans):
                 elif label == "model_name":
                     assert value in served, f"{where}: no Deployment serves {value}"
                 elif label == "job":
-                    assert ("Service", value) in names, f"{where}: job {value} is no Service (the ServiceMonitor's job label)"
+                    assert ("Service", value) in names, (
+                        f"{where}: job {value} is no Service (the ServiceMonitor's job label)"
+                    )
                 else:
                     assert ("Deployment", value) in names, f"{where}: Deployment {value}"
                 checked += 1
@@ -123,6 +150,8 @@ def test_the_runbooks_check_command_fails_on_a_stale_page(tmp_path, capsys):
     copy = tmp_path / "runbooks"
     shutil.copytree(RUNBOOKS_DIR, copy)
     page = copy / "prod" / "JinaEmbeddingsEngineStalled.md"
-    page.write_text(page.read_text().replace("kubectl -n jina-embeddings delete pod", "kubectl -n jina-embeddings delete deploy"))
+    page.write_text(
+        page.read_text().replace("kubectl -n jina-embeddings delete pod", "kubectl -n jina-embeddings delete deploy")
+    )
     assert main(["runbooks", "--check", "--runbooks-dir", str(copy)]) == 1
     assert "delete deploy" in capsys.readouterr().out

@@ -10,8 +10,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from infra.helm import helm_binary, run_helm, template
-from infra.values import vllm_args
+from infra.core.values import vllm_args
+from infra.sinks.helm import helm_binary, run_helm, template
 from tests import kube_schema
 from tests.conftest import CHART_DIR, STACKS, objects_of_kind, pin
 
@@ -65,7 +65,9 @@ def test_every_rendered_object_is_valid_in_strict_mode_for_every_supported_versi
                 try:
                     kube_schema.validate_builtin(obj, version)
                 except kubernetes_validate.ValidationError as exc:
-                    pytest.fail(f"{name}: {obj['kind']}/{obj['metadata']['name']} invalid for Kubernetes {version}: {exc.message}")
+                    pytest.fail(
+                        f"{name}: {obj['kind']}/{obj['metadata']['name']} invalid for Kubernetes {version}: {exc.message}"
+                    )
                 checked += 1
     print(f"\n{checked} object x version validations passed; {custom} custom resources left to the CRD checks")
     assert checked > 0
@@ -74,7 +76,9 @@ def test_every_rendered_object_is_valid_in_strict_mode_for_every_supported_versi
 @pytest.mark.parametrize("bad", BAD_VALUES, ids=[p.stem for p in BAD_VALUES])
 def test_bad_values_are_refused_by_helm_template(bad):
     expected = bad.read_text().splitlines()[0].removeprefix("# expect: ")
-    proc = subprocess.run([helm_binary(), "template", "t", str(CHART_DIR), "--values", str(bad)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [helm_binary(), "template", "t", str(CHART_DIR), "--values", str(bad)], capture_output=True, text=True
+    )
     assert proc.returncode != 0, f"{bad.name} was accepted"
     assert expected in proc.stderr, f"{bad.name}: {expected!r} not in:\n{proc.stderr}"
     assert proc.stdout == "", "nothing may be rendered from bad values"
@@ -100,12 +104,25 @@ def assert_deployment_invariants(name: str, deployment: dict, values: dict) -> N
     probes = [container.get(p) for p in ("startupProbe", "readinessProbe", "livenessProbe")]
     assert all(probes), f"{name}: all three probes"
     assert len({yaml.safe_dump(p) for p in probes}) == 3, f"{name}: probes are distinct"
-    window = lambda p: p["periodSeconds"] * p["failureThreshold"]
-    assert window(container["livenessProbe"]) > window(container["readinessProbe"]), f"{name}: liveness tolerates longer"
-    assert not container["image"].endswith((":latest", ":nightly")) and (":v" in container["image"] or "@sha256:" in container["image"]), name
+
+    def window(p):
+        return p["periodSeconds"] * p["failureThreshold"]
+
+    assert window(container["livenessProbe"]) > window(container["readinessProbe"]), (
+        f"{name}: liveness tolerates longer"
+    )
+    assert not container["image"].endswith((":latest", ":nightly")) and (
+        ":v" in container["image"] or "@sha256:" in container["image"]
+    ), name
     psc, csc = pod["securityContext"], container["securityContext"]
-    assert psc["runAsNonRoot"] is True and psc["runAsUser"] != 0 and psc["seccompProfile"]["type"] == "RuntimeDefault", name
-    assert csc["allowPrivilegeEscalation"] is False and csc["capabilities"]["drop"] == ["ALL"] and "add" not in csc["capabilities"], name
+    assert (
+        psc["runAsNonRoot"] is True and psc["runAsUser"] != 0 and psc["seccompProfile"]["type"] == "RuntimeDefault"
+    ), name
+    assert (
+        csc["allowPrivilegeEscalation"] is False
+        and csc["capabilities"]["drop"] == ["ALL"]
+        and "add" not in csc["capabilities"]
+    ), name
     assert csc["readOnlyRootFilesystem"] is True and csc["seccompProfile"]["type"] == "RuntimeDefault", name
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["shm"]["emptyDir"]["medium"] == "Memory", name
@@ -114,8 +131,10 @@ def assert_deployment_invariants(name: str, deployment: dict, values: dict) -> N
         assert path in mounts, f"{name}: {path} is a writable volume"
     assert pod["automountServiceAccountToken"] is False and pod["enableServiceLinks"] is False, name
     assert ("replicas" in deployment["spec"]) != values["autoscaling"]["enabled"], f"{name}: replicas only without HPA"
-    assert container["args"] == vllm_args(values), f"{name}: rendered args equal infra.values.vllm_args"
-    assert pod.get("nodeSelector", {}) == values["nodeSelector"] and pod.get("tolerations", []) == values["tolerations"], name
+    assert container["args"] == vllm_args(values), f"{name}: rendered args equal infra.core.values.vllm_args"
+    assert (
+        pod.get("nodeSelector", {}) == values["nodeSelector"] and pod.get("tolerations", []) == values["tolerations"]
+    ), name
     if values["gpu"]["vendor"] == "amd":
         assert "rocm" in container["image"] and psc["supplementalGroups"], name
 
@@ -134,7 +153,10 @@ def test_stack_deployments_hold_the_invariants(stack_plans, rendered_releases):
             assert pod["nodeSelector"] == pool.full_node_selector, name
             assert {t["key"] for t in pod["tolerations"]} >= {t.key for t in pool.full_tolerations}, name
             (service,) = objects_of_kind(objects, "Service")
-            assert service["metadata"]["name"] != "vllm" and service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"], name
+            assert (
+                service["metadata"]["name"] != "vllm"
+                and service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+            ), name
 
 
 def test_scenario_deployments_hold_the_invariants():
@@ -187,7 +209,10 @@ def _merge(base: dict, override: dict) -> dict:
 def test_no_object_is_named_vllm_whatever_the_release_name():
     # A Service named vllm injects VLLM_PORT=tcp://..., which vLLM refuses. The schema sees only the raw
     # fullnameOverride; release `vllm` with nameOverride `vllm` computes the same name, which the chart checks.
-    proc = subprocess.run([helm_binary(), "template", "vllm", str(CHART_DIR), "--set", "nameOverride=vllm"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [helm_binary(), "template", "vllm", str(CHART_DIR), "--set", "nameOverride=vllm"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode != 0 and proc.stdout == "", "an object named vllm was rendered"
     assert "the objects would be named 'vllm'" in proc.stderr, proc.stderr

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra import export
-from infra.config import REPO_ROOT
-from infra.helm import template
+from infra.core.paths import REPO_ROOT
+from infra.sinks import export
+from infra.sinks.helm import template
 from tests.conftest import STACKS
 
 MANIFESTS = REPO_ROOT / "manifests"
@@ -23,7 +23,9 @@ HF_TOKEN = re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")
 
 
 def run_export(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "infra", "export", *args], cwd=REPO_ROOT, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "infra", "export", *args], cwd=REPO_ROOT, capture_output=True, text=True
+    )
 
 
 def tree_bytes(root: Path) -> dict[str, bytes]:
@@ -32,8 +34,11 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
 
 def object_files(env_dir: Path) -> list[Path]:
     """The files kustomization.yaml must list: everything but itself, values/, gitops/ and README.md."""
-    return sorted(p for p in env_dir.rglob("*.yaml")
-                  if p.name != "kustomization.yaml" and p.relative_to(env_dir).parts[0] not in ("values", "gitops"))
+    return sorted(
+        p
+        for p in env_dir.rglob("*.yaml")
+        if p.name != "kustomization.yaml" and p.relative_to(env_dir).parts[0] not in ("values", "gitops")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +70,9 @@ def test_two_exports_are_byte_identical_through_make_and_the_cli(tmp_path, fresh
     assert proc.returncode == 0, proc.stderr
     assert tree_bytes(first) == tree_bytes(second) == {path: text.encode() for path, text in fresh.items()}
     text = "".join(fresh.values())
-    assert "creationTimestamp" not in text and not re.search(r"\b20\d\d-[01]\d-[0-3]\dT", text), "a timestamp in the export"
+    assert "creationTimestamp" not in text and not re.search(r"\b20\d\d-[01]\d-[0-3]\dT", text), (
+        "a timestamp in the export"
+    )
     proc = subprocess.run([*make, "export-check"], cwd=REPO_ROOT, capture_output=True, text=True)
     assert proc.returncode == 0 and "up to date" in proc.stdout, f"make export-check:\n{proc.stdout}\n{proc.stderr}"
 
@@ -102,7 +109,11 @@ def _edit_values(root: Path) -> tuple[str, list[str]]:
 def _edit_object(root: Path) -> tuple[str, list[str]]:
     path = root / DEV_DEPLOYMENT
     path.write_text(path.read_text().replace("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false"))
-    return "--env=dev", [f"+++ b/manifests/{DEV_DEPLOYMENT}", "-          readOnlyRootFilesystem: false", "+          readOnlyRootFilesystem: true"]
+    return "--env=dev", [
+        f"+++ b/manifests/{DEV_DEPLOYMENT}",
+        "-          readOnlyRootFilesystem: false",
+        "+          readOnlyRootFilesystem: true",
+    ]
 
 
 def _add_file(root: Path) -> tuple[str, list[str]]:
@@ -115,8 +126,11 @@ def _add_stack_dir(root: Path) -> tuple[str, list[str]]:
     return "--all", ["--- a/manifests/retired-stack/kustomization.yaml", "+++ /dev/null"]
 
 
-@pytest.mark.parametrize("mutate", [_delete, _edit_values, _edit_object, _add_file, _add_stack_dir],
-                         ids=["deleted-object", "edited-values", "edited-object", "extra-file", "removed-stack-left-behind"])
+@pytest.mark.parametrize(
+    "mutate",
+    [_delete, _edit_values, _edit_object, _add_file, _add_stack_dir],
+    ids=["deleted-object", "edited-values", "edited-object", "extra-file", "removed-stack-left-behind"],
+)
 def test_check_fails_with_a_diff_on_a_changed_tree_and_export_repairs_it(exported, mutate, fresh):
     scope, expected_lines = mutate(exported)
     proc = run_export(scope, "--check", "--manifests-dir", str(exported))
@@ -137,12 +151,15 @@ def test_export_refuses_to_delete_files_it_did_not_write(exported):
     assert stranger.exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--env", "no-such-stack"], "no stack file Pulumi.no-such-stack.yaml"),
-    (["--env", "no-such-stack", "--check"], "no stack file Pulumi.no-such-stack.yaml"),
-    ([], "one of the arguments --env --all is required"),
-    (["--env", "dev", "--all"], "not allowed with argument"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--env", "no-such-stack"], "no stack file Pulumi.no-such-stack.yaml"),
+        (["--env", "no-such-stack", "--check"], "no stack file Pulumi.no-such-stack.yaml"),
+        ([], "one of the arguments --env --all is required"),
+        (["--env", "dev", "--all"], "not allowed with argument"),
+    ],
+)
 def test_bad_input_exits_2_with_a_message(args, message):
     proc = run_export(*args)
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -159,7 +176,9 @@ def test_values_files_are_the_plans_release_values(env, stack_plans):
     assert sorted(p.name for p in values_dir.iterdir()) == sorted(f"{r.variant}.yaml" for r in plan.releases)
     for release in plan.releases:
         text = (values_dir / f"{release.variant}.yaml").read_text()
-        assert yaml.safe_load(text) == release.values, f"manifests/{env}/values/{release.variant}.yaml differs from the plan"
+        assert yaml.safe_load(text) == release.values, (
+            f"manifests/{env}/values/{release.variant}.yaml differs from the plan"
+        )
         assert text == yaml.safe_dump(release.values, sort_keys=True)
 
 
@@ -169,8 +188,10 @@ def test_helm_template_of_a_values_file_gives_the_exported_objects(env, stack_pl
     plan = stack_plans[env]
     for release in plan.releases:
         values = yaml.safe_load((MANIFESTS / env / "values" / f"{release.variant}.yaml").read_text())
-        rendered = {export.object_filename(o): export.with_namespace(o, plan.namespace)
-                    for o in template(release.chart_path, release.name, plan.namespace, values)}
+        rendered = {
+            export.object_filename(o): export.with_namespace(o, plan.namespace)
+            for o in template(release.chart_path, release.name, plan.namespace, values)
+        }
         committed = {p.name: yaml.safe_load(p.read_text()) for p in (MANIFESTS / env / release.variant).iterdir()}
         assert rendered == committed, f"manifests/{env}/{release.variant}/ is not `helm template` of its values file"
 
@@ -199,7 +220,9 @@ def test_object_files_are_named_by_kind_and_name_and_carry_the_namespace(env, st
         if obj["kind"] in ("Namespace", "PriorityClass"):
             assert "namespace" not in obj["metadata"], f"{where}: cluster-scoped object with a namespace"
         else:
-            assert obj["metadata"].get("namespace") == namespace, f"{where}: namespaced object without namespace {namespace}"
+            assert obj["metadata"].get("namespace") == namespace, (
+                f"{where}: namespaced object without namespace {namespace}"
+            )
 
 
 def _all_documents(texts: dict[str, str]):
@@ -214,7 +237,9 @@ def test_no_plaintext_secret_anywhere_in_the_export(fresh):
     committed = {p.relative_to(MANIFESTS).as_posix(): p.read_text() for p in MANIFESTS.rglob("*") if p.is_file()}
     for texts in (fresh, committed):
         for path, doc in _all_documents(texts):
-            assert not (doc.get("kind") == "Secret" and (doc.get("data") or doc.get("stringData"))), f"{path}: Secret with data"
+            assert not (doc.get("kind") == "Secret" and (doc.get("data") or doc.get("stringData"))), (
+                f"{path}: Secret with data"
+            )
         for path, text in texts.items():
             assert not HF_TOKEN.search(text), f"{path}: looks like a Hugging Face token"
     # Secrets are referenced by name: prod's API key Secret is used, and its README says who creates it.
@@ -238,10 +263,15 @@ def test_gitops_objects_point_at_the_stack_directory_at_a_pinned_placeholder_rev
     app = yaml.safe_load((gitops / "argocd-application.yaml").read_text())
     repo = yaml.safe_load((gitops / "flux-gitrepository.yaml").read_text())
     flux = yaml.safe_load((gitops / "flux-kustomization.yaml").read_text())
-    assert app["spec"]["source"] == {"repoURL": export.REPO_URL_PLACEHOLDER, "targetRevision": export.REVISION_PLACEHOLDER,
-                                     "path": f"manifests/{env}"}
+    assert app["spec"]["source"] == {
+        "repoURL": export.REPO_URL_PLACEHOLDER,
+        "targetRevision": export.REVISION_PLACEHOLDER,
+        "path": f"manifests/{env}",
+    }
     assert app["spec"]["destination"]["namespace"] == plan.namespace
-    assert repo["spec"]["url"] == export.REPO_URL_PLACEHOLDER and repo["spec"]["ref"] == {"commit": export.REVISION_PLACEHOLDER}
+    assert repo["spec"]["url"] == export.REPO_URL_PLACEHOLDER and repo["spec"]["ref"] == {
+        "commit": export.REVISION_PLACEHOLDER
+    }
     assert flux["spec"]["path"] == f"./manifests/{env}"
     assert flux["spec"]["sourceRef"] == {"kind": "GitRepository", "name": repo["metadata"]["name"]}
     assert flux["spec"]["prune"] is True and app["spec"]["syncPolicy"]["automated"]["prune"] is True

@@ -17,7 +17,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from infra.config import REPO_ROOT
+from infra.core.paths import REPO_ROOT
 from tests import kube_schema
 from tests.conftest import STACKS, pin
 
@@ -25,8 +25,14 @@ MANIFESTS = REPO_ROOT / "manifests"
 # Where each custom resource's CRD comes from: the upstream Go module that `tools/bootstrap.sh crds`
 # copies it out of (Argo CD: github.com/argoproj/argo-cd/v3 manifests/crds; Flux: github.com/fluxcd/
 # kustomize-controller and source-controller config/crd/bases; pins in tools/versions.env).
-BOOTSTRAPPED_CRD_GROUPS = {"monitoring.coreos.com", "keda.sh", "gateway.networking.k8s.io",
-                           "argoproj.io", "kustomize.toolkit.fluxcd.io", "source.toolkit.fluxcd.io"}
+BOOTSTRAPPED_CRD_GROUPS = {
+    "monitoring.coreos.com",
+    "keda.sh",
+    "gateway.networking.k8s.io",
+    "argoproj.io",
+    "kustomize.toolkit.fluxcd.io",
+    "source.toolkit.fluxcd.io",
+}
 
 
 @functools.cache
@@ -44,8 +50,13 @@ def exported_objects(env: str) -> list[tuple[str, dict]]:
 
 @functools.cache
 def custom_kinds() -> list[tuple[str, str]]:
-    kinds = {(o["apiVersion"], o["kind"]) for env in STACKS if (MANIFESTS / env).is_dir()
-             for _, o in exported_objects(env) if not kube_schema.is_builtin(o)}
+    kinds = {
+        (o["apiVersion"], o["kind"])
+        for env in STACKS
+        if (MANIFESTS / env).is_dir()
+        for _, o in exported_objects(env)
+        if not kube_schema.is_builtin(o)
+    }
     return sorted(kinds)
 
 
@@ -71,9 +82,20 @@ def test_custom_resources_are_valid_against_their_crd(api_version, kind):
         group, where = api_version.split("/")[0], kube_schema.crds_dir()
         if group in BOOTSTRAPPED_CRD_GROUPS and where.is_dir():
             pytest.fail(f"no CRD for {kind} ({api_version}) in {where}, which `tools/bootstrap.sh crds` should provide")
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"no CRD for {kind} ({api_version}) in {where}: "
-                    + ("run tools/bootstrap.sh crds" if group in BOOTSTRAPPED_CRD_GROUPS else "tools/bootstrap.sh crds does not fetch it yet"))
-    objects = [(path, o) for env in STACKS for path, o in exported_objects(env) if (o["apiVersion"], o["kind"]) == (api_version, kind)]
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(
+            f"no CRD for {kind} ({api_version}) in {where}: "
+            + (
+                "run tools/bootstrap.sh crds"
+                if group in BOOTSTRAPPED_CRD_GROUPS
+                else "tools/bootstrap.sh crds does not fetch it yet"
+            )
+        )
+    objects = [
+        (path, o)
+        for env in STACKS
+        for path, o in exported_objects(env)
+        if (o["apiVersion"], o["kind"]) == (api_version, kind)
+    ]
     errors = [f"manifests/{path}: {e}" for path, o in objects for e in kube_schema.validate_custom(o)]
     assert objects and not errors, "\n".join(errors)
 
@@ -91,8 +113,10 @@ def pinned_kubectl() -> str:
     version = subprocess.run([kubectl, "version", "--client"], capture_output=True, text=True).stdout if kubectl else ""
     if f"Client Version: {pinned}\n" not in version + "\n":
         # `make test` (and so CI) puts the pinned kubectl first on PATH: there a skip would hide a broken setup.
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"the pinned kubectl {pinned} is not first on PATH (found {kubectl or 'none'}): "
-                    "run tools/bootstrap.sh kubernetes, then `source tools/env.sh`")
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(
+            f"the pinned kubectl {pinned} is not first on PATH (found {kubectl or 'none'}): "
+            "run tools/bootstrap.sh kubernetes, then `source tools/env.sh`"
+        )
     return kubectl
 
 
@@ -104,8 +128,13 @@ def identity(obj: dict) -> tuple[str, str, str, str]:
 def test_kubectl_kustomize_builds_exactly_the_object_files(env):
     """`kubectl kustomize manifests/<env>` (what Argo CD and Flux run) yields each object file unchanged."""
     kubectl = pinned_kubectl()
-    proc = subprocess.run([kubectl, "kustomize", f"manifests/{env}"], cwd=REPO_ROOT, capture_output=True, text=True,
-                          env={**os.environ, "KUBECONFIG": os.devnull})
+    proc = subprocess.run(
+        [kubectl, "kustomize", f"manifests/{env}"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KUBECONFIG": os.devnull},
+    )
     assert proc.returncode == 0, proc.stderr
     built = [o for o in yaml.safe_load_all(proc.stdout) if o]
     files = [o for path, o in exported_objects(env) if not path.startswith(f"{env}/gitops/")]

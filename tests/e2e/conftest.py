@@ -2,7 +2,7 @@
 
 The cluster is the suite's own (`jina-e2e`, kubeconfig $BUNDLE_TOOLS_DIR/kubeconfig-jina-e2e): started at the
 first test that asks for it, deleted at the end of the session whatever happened, never reused from an
-earlier run. Its nodes mirror the `local` stack's pools (infra/simulation.py). Each test module that needs
+earlier run. Its nodes mirror the `local` stack's pools (infra/core/simulation.py). Each test module that needs
 the stack deploys manifests/local into it and removes it again, so a module that breaks things (drain,
 over-capacity, rollout, autoscaling) cannot leak into the next one.
 """
@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.kube import CLUSTER_NAME, Cluster, deploy_local_stack, remove_stack, running_cluster
+from tests.e2e.kube import (
+    CLUSTER_NAME,
+    Cluster,
+    deploy_local_stack,
+    remove_stack,
+    running_cluster,
+)
 
 LOCAL = "local"
 

@@ -25,9 +25,9 @@ from typing import Any, TypeVar
 import yaml
 from kubernetes import client, config
 
-from infra.config import REPO_ROOT
-from infra.helm import TOOLS_DIR
-from infra.plan import Plan, build_for_env
+from infra.core.paths import REPO_ROOT
+from infra.core.plan import Plan, build_for_env
+from infra.sinks.helm import TOOLS_DIR
 
 CLUSTER_NAME = "jina-e2e"
 CLUSTER_SH = REPO_ROOT / "tools" / "cluster.sh"
@@ -57,17 +57,33 @@ class Cluster:
     env: dict[str, str]  # for subprocesses: PATH with the pinned tools first, KUBECONFIG, BUNDLE_CLUSTER_NAME
     api: Any  # kubernetes.client.ApiClient
 
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-        proc = subprocess.run(["kubectl", f"--kubeconfig={self.kubeconfig}", *args], capture_output=True, text=True,
-                              input=input, env=self.env, timeout=timeout)
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            ["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
+            capture_output=True,
+            text=True,
+            input=input,
+            env=self.env,
+            timeout=timeout,
+        )
         if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+            )
         return proc
 
     def infra(self, *args: str) -> subprocess.CompletedProcess:
         """`python -m infra ARGS` with this cluster's environment."""
-        return subprocess.run([sys.executable, "-m", "infra", *args], capture_output=True, text=True, cwd=REPO_ROOT,
-                              env=self.env, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "infra", *args],
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+            env=self.env,
+            timeout=120,
+        )
 
     def new_api(self) -> Any:
         """A fresh ApiClient (one per thread for background samplers)."""
@@ -125,7 +141,9 @@ class ClusterLock:
 
     def acquire(self) -> None:
         self.handle = open(self.path, "w")
-        wait_until(lambda: self._try(), LOCK_WAIT_S, f"{self.path} (another test session is using the cluster)", interval=2)
+        wait_until(
+            lambda: self._try(), LOCK_WAIT_S, f"{self.path} (another test session is using the cluster)", interval=2
+        )
 
     def _try(self) -> bool:
         try:
@@ -143,13 +161,22 @@ class ClusterLock:
 def start_cluster(name: str, nodes_env: str) -> Cluster:
     """A fresh cluster `name` with `nodes_env`'s simulated pools and the CRDs. Any earlier cluster of that
     name is a leftover of a killed session (the caller holds the name's lock): it is deleted first."""
-    missing = [b for b in ("kubectl", "kwokctl", "kube-apiserver", "etcd", "metrics-server") if not (TOOLS_DIR / "bin" / b).exists()]
+    missing = [
+        b
+        for b in ("kubectl", "kwokctl", "kube-apiserver", "etcd", "metrics-server")
+        if not (TOOLS_DIR / "bin" / b).exists()
+    ]
     assert not missing, f"pinned tools missing in {TOOLS_DIR}/bin: {missing}; run `make tools` (tools/bootstrap.sh)"
     kubeconfig = TOOLS_DIR / f"kubeconfig-{name}"
     env = _script_env(name, kubeconfig)
     _cluster_sh(env, "down")
-    nodes = subprocess.run([sys.executable, "-m", "infra", "cluster-nodes", "--env", nodes_env], capture_output=True,
-                           text=True, cwd=REPO_ROOT, check=True).stdout
+    nodes = subprocess.run(
+        [sys.executable, "-m", "infra", "cluster-nodes", "--env", nodes_env],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        check=True,
+    ).stdout
     nodes_file = TOOLS_DIR / f"nodes-{name}.yaml"
     nodes_file.write_text(nodes)
     for args in (("up", str(nodes_file)), ("crds",)):
@@ -204,8 +231,9 @@ def remove_stack(cluster: Cluster, env: str) -> None:
     cluster.kubectl("delete", "-k", str(manifests(env)), "--ignore-not-found", "--wait=false", check=False)
     namespace = build_for_env(env).namespace
     cluster.kubectl("wait", "--for=delete", f"namespace/{namespace}", "--timeout=180s", check=False)
-    assert cluster.kubectl("get", "namespace", namespace, "--ignore-not-found", "-o", "name").stdout == "", \
+    assert cluster.kubectl("get", "namespace", namespace, "--ignore-not-found", "-o", "name").stdout == "", (
         f"namespace {namespace} still there after 180 s"
+    )
 
 
 def expected_replicas(release) -> int:
@@ -220,8 +248,11 @@ def deploy_local_stack(cluster: Cluster, env: str = "local") -> Plan:
     cluster.kubectl("wait", "--for=delete", f"namespace/{plan.namespace}", "--timeout=180s", check=False)
     cluster.kubectl("apply", "--server-side", "-k", str(manifests(env)))
     for release in plan.releases:
-        wait_until(lambda: deployment_settled(cluster, plan.namespace, release.name, expected_replicas(release)), 180,
-                   f"{release.name}: {expected_replicas(release)} replicas ready")
+        wait_until(
+            lambda: deployment_settled(cluster, plan.namespace, release.name, expected_replicas(release)),
+            180,
+            f"{release.name}: {expected_replicas(release)} replicas ready",
+        )
     return plan
 
 
@@ -230,8 +261,14 @@ def deployment_settled(cluster: Cluster, namespace: str, name: str, replicas: in
     d = cluster.apps.read_namespaced_deployment(name, namespace)
     s = d.status
     want = d.spec.replicas or 0
-    return (replicas is None or want == replicas) and want > 0 and s.observed_generation == d.metadata.generation \
-        and (s.updated_replicas or 0) == want and (s.ready_replicas or 0) == want and (s.replicas or 0) == want
+    return (
+        (replicas is None or want == replicas)
+        and want > 0
+        and s.observed_generation == d.metadata.generation
+        and (s.updated_replicas or 0) == want
+        and (s.ready_replicas or 0) == want
+        and (s.replicas or 0) == want
+    )
 
 
 def pods_of(cluster: Cluster, namespace: str, release_name: str) -> list[Any]:
@@ -240,13 +277,21 @@ def pods_of(cluster: Cluster, namespace: str, release_name: str) -> list[Any]:
 
 
 def _release_pods(api, namespace: str, release_name: str) -> list[Any]:
-    pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=f"app.kubernetes.io/instance={release_name}").items
+    pods = (
+        client.CoreV1Api(api)
+        .list_namespaced_pod(namespace, label_selector=f"app.kubernetes.io/instance={release_name}")
+        .items
+    )
     return [p for p in pods if p.metadata.deletion_timestamp is None]
 
 
 def ready_endpoints(api, namespace: str, service: str) -> int:
     """Ready addresses in the Service's EndpointSlices (what a client of the Service is routed to)."""
-    slices = client.DiscoveryV1Api(api).list_namespaced_endpoint_slice(namespace, label_selector=f"kubernetes.io/service-name={service}").items
+    slices = (
+        client.DiscoveryV1Api(api)
+        .list_namespaced_endpoint_slice(namespace, label_selector=f"kubernetes.io/service-name={service}")
+        .items
+    )
     return sum(1 for s in slices for e in (s.endpoints or []) if e.conditions and e.conditions.ready)
 
 
@@ -294,6 +339,11 @@ def warning_events(cluster: Cluster, namespace: str, reason: str) -> list[Any]:
 
 def objects_in(env: str) -> list[dict]:
     """The objects `kubectl kustomize manifests/<env>` yields (what `apply -k` sends)."""
-    out = subprocess.run(["kubectl", "kustomize", str(manifests(env))], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PATH": f"{TOOLS_DIR / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}).stdout
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(manifests(env))],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PATH": f"{TOOLS_DIR / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"},
+    ).stdout
     return [o for o in yaml.safe_load_all(out) if o]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pulumi_kubernetes as k8s
 
-from infra.engine import run_operation
+from infra.sinks.pulumi.engine import run_operation
 from tests.e2e.pulumi_engine import POLICY_PACK
 
 NAME = "policy-probe-privileged"
@@ -24,15 +24,26 @@ def privileged_deployment() -> None:
     k8s.apps.v1.Deployment(
         NAME,
         metadata={"name": NAME, "namespace": "default", "labels": labels},
-        spec={"selector": {"matchLabels": labels},
-              "template": {"metadata": {"labels": labels},
-                           "spec": {"containers": [{"name": "main", "image": "busybox:1.36.1",
-                                                    "securityContext": {"privileged": True}}]}}},
+        spec={
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [{"name": "main", "image": "busybox:1.36.1", "securityContext": {"privileged": True}}]
+                },
+            },
+        },
     )
 
 
 if __name__ == "__main__":
-    report = run_operation("up", "local", project_dir=Path(sys.argv[1]), policy_packs=(str(POLICY_PACK),),
-                           program=privileged_deployment, out=lambda line: print(line, file=sys.stderr))
+    report = run_operation(
+        "up",
+        "local",
+        project_dir=Path(sys.argv[1]),
+        policy_packs=(str(POLICY_PACK),),
+        program=privileged_deployment,
+        out=lambda line: print(line, file=sys.stderr),
+    )
     print(report.to_json())
     sys.exit(0 if report.result == "succeeded" else 1)

@@ -21,7 +21,11 @@ from tests.e2e.kube import deployment_settled, wait_until
 pytestmark = pytest.mark.e2e
 VARIANT = "retrieval"
 USAGE = "kwok.x-k8s.io/usage-cpu"
-FAST_SCALE_DOWN = {"stabilizationWindowSeconds": 0, "selectPolicy": "Max", "policies": [{"type": "Pods", "value": 1, "periodSeconds": 15}]}
+FAST_SCALE_DOWN = {
+    "stabilizationWindowSeconds": 0,
+    "selectPolicy": "Max",
+    "policies": [{"type": "Pods", "value": 1, "periodSeconds": 15}],
+}
 
 
 def cpu_usage(cluster, namespace: str, name: str, fraction_of_request: float, release) -> None:
@@ -49,16 +53,24 @@ def test_hpa_scales_up_and_back_down_from_cpu_usage(e2e_cluster, local_stack):
     wait_until(lambda: hpa_state(e2e_cluster, ns, hpa)[1] is not None, 180, f"HPA {hpa} to read CPU metrics")
     desired, utilization = hpa_state(e2e_cluster, ns, hpa)
     assert desired == low and utilization < target, (desired, utilization)
-    e2e_cluster.kubectl("-n", ns, "patch", f"hpa/{hpa}", "-p", json.dumps({"spec": {"behavior": {"scaleDown": FAST_SCALE_DOWN}}}))
+    e2e_cluster.kubectl(
+        "-n", ns, "patch", f"hpa/{hpa}", "-p", json.dumps({"spec": {"behavior": {"scaleDown": FAST_SCALE_DOWN}}})
+    )
 
     # busy: 90% of the CPU request, above the 70% target -> up to maxReplicas (the pool has the GPUs)
     cpu_usage(e2e_cluster, ns, release.name, 0.9, release)
     wait_until(lambda: hpa_state(e2e_cluster, ns, hpa)[0] == high, 300, f"HPA {hpa} to want {high} replicas")
-    wait_until(lambda: deployment_settled(e2e_cluster, ns, release.name, high), 120, f"{release.name}: {high} Ready replicas")
+    wait_until(
+        lambda: deployment_settled(e2e_cluster, ns, release.name, high), 120, f"{release.name}: {high} Ready replicas"
+    )
     assert hpa_state(e2e_cluster, ns, hpa)[1] > target
 
     # idle again: 10% -> back down to minReplicas
     cpu_usage(e2e_cluster, ns, release.name, 0.1, release)
     wait_until(lambda: hpa_state(e2e_cluster, ns, hpa)[0] == low, 300, f"HPA {hpa} to want {low} replicas")
-    wait_until(lambda: deployment_settled(e2e_cluster, ns, release.name, low), 120, f"{release.name}: back to {low} Ready replicas")
+    wait_until(
+        lambda: deployment_settled(e2e_cluster, ns, release.name, low),
+        120,
+        f"{release.name}: back to {low} Ready replicas",
+    )
     assert hpa_state(e2e_cluster, ns, hpa)[1] < target

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from infra.ops.status import EXIT_DEGRADED, EXIT_OK
+from infra.core.errors import EXIT_DEGRADED, EXIT_OK
 from tests.e2e.kube import deployment_settled, expected_replicas, pods_of, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -31,8 +31,15 @@ def over_capacity_plan(plan) -> dict[str, tuple[object, int]]:
 
 
 def unschedulable(cluster, namespace: str, release) -> list:
-    return [p for p in pods_of(cluster, namespace, release.name) if not p.spec.node_name and any(
-        c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable" for c in p.status.conditions or [])]
+    return [
+        p
+        for p in pods_of(cluster, namespace, release.name)
+        if not p.spec.node_name
+        and any(
+            c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable"
+            for c in p.status.conditions or []
+        )
+    ]
 
 
 def ready_of(cluster, namespace: str, name: str) -> int | None:
@@ -49,17 +56,31 @@ def test_more_gpus_than_the_pool_has_leave_pods_pending_and_status_says_so(e2e_c
         for release, replicas in wanted.values():
             e2e_cluster.kubectl("-n", ns, "scale", f"deployment/{release.name}", f"--replicas={replicas}")
 
-        for pool_name, (release, replicas) in wanted.items():
+        for release, replicas in wanted.values():
             resource = release.pool.slice.resource_name
-            pending = wait_until(lambda: unschedulable(e2e_cluster, ns, release), 60, f"an Unschedulable pod of {release.name}")
+            pending = wait_until(
+                lambda: unschedulable(e2e_cluster, ns, release), 60, f"an Unschedulable pod of {release.name}"
+            )
             assert len(pending) == 1, [p.metadata.name for p in pending]
             # ... while the rest of the pool is placed and Ready
             running = [p for p in pods_of(e2e_cluster, ns, release.name) if p.spec.node_name]
             assert len(running) == replicas - 1
-            wait_until(lambda: ready_of(e2e_cluster, ns, release.name) == replicas - 1, 60, f"{release.name} to report {replicas - 1} ready")
-            event = wait_until(lambda: [e for e in e2e_cluster.core.list_namespaced_event(
-                ns, field_selector=f"type=Warning,reason=FailedScheduling,involvedObject.name={pending[0].metadata.name}").items], 60,
-                f"FailedScheduling event of {pending[0].metadata.name}")[0]
+            wait_until(
+                lambda: ready_of(e2e_cluster, ns, release.name) == replicas - 1,
+                60,
+                f"{release.name} to report {replicas - 1} ready",
+            )
+            event = wait_until(
+                lambda: [
+                    e
+                    for e in e2e_cluster.core.list_namespaced_event(
+                        ns,
+                        field_selector=f"type=Warning,reason=FailedScheduling,involvedObject.name={pending[0].metadata.name}",
+                    ).items
+                ],
+                60,
+                f"FailedScheduling event of {pending[0].metadata.name}",
+            )[0]
             assert f"Insufficient {resource}" in event.message, event.message
 
         # the operator's view: degraded, the Pending pods named, the scheduler's reason, each pool full
@@ -69,18 +90,30 @@ def test_more_gpus_than_the_pool_has_leave_pods_pending_and_status_says_so(e2e_c
         assert "pods with no node (Pending):" in out and "overall: DEGRADED" in out, out
         for pool_name, (release, replicas) in wanted.items():
             resource = release.pool.slice.resource_name
-            assert re.search(rf"^{re.escape(release.variant)} +{release.name} +{replicas} +{replicas - 1} .*<-- short$", out, re.M), out
-            assert re.search(rf"^  \S+ \({re.escape(release.variant)}\)$", out.split("pods with no node (Pending):")[1], re.M), out
+            assert re.search(
+                rf"^{re.escape(release.variant)} +{release.name} +{replicas} +{replicas - 1} .*<-- short$", out, re.M
+            ), out
+            assert re.search(
+                rf"^  \S+ \({re.escape(release.variant)}\)$", out.split("pods with no node (Pending):")[1], re.M
+            ), out
             capacity = release.pool.capacity_slices
             assert f"pool {pool_name}: {resource} {capacity}/{capacity} requested/allocatable" in out, out
             assert re.search(rf"FailedScheduling x\d+: .*Insufficient {re.escape(resource)}", out), out
     finally:
         for release, _ in wanted.values():
-            e2e_cluster.kubectl("-n", ns, "scale", f"deployment/{release.name}", f"--replicas={expected_replicas(release)}")
+            e2e_cluster.kubectl(
+                "-n", ns, "scale", f"deployment/{release.name}", f"--replicas={expected_replicas(release)}"
+            )
 
     # back within the pools: the Pending pods go, and status is OK again
     for release, _ in wanted.values():
-        wait_until(lambda: deployment_settled(e2e_cluster, ns, release.name, expected_replicas(release)) and not unschedulable(
-            e2e_cluster, ns, release), 60, f"{release.name} back to {expected_replicas(release)} Ready replica(s)")
+        wait_until(
+            lambda: (
+                deployment_settled(e2e_cluster, ns, release.name, expected_replicas(release))
+                and not unschedulable(e2e_cluster, ns, release)
+            ),
+            60,
+            f"{release.name} back to {expected_replicas(release)} Ready replica(s)",
+        )
     status = e2e_cluster.infra("status", "--env", "local", "--kubeconfig", str(e2e_cluster.kubeconfig))
     assert status.returncode == EXIT_OK, status.stdout + status.stderr

@@ -41,17 +41,24 @@ def test_controllers_survive_an_etcd_stall(e2e_cluster):
         time.sleep(2 * RENEW_DEADLINE_S)
     finally:
         os.kill(pids["etcd"], signal.SIGCONT)
-    wait_until(lambda: e2e_cluster.kubectl("get", "--raw", "/readyz", check=False).returncode == 0, 60,
-               "the API server to be ready again after the stall")
+    wait_until(
+        lambda: e2e_cluster.kubectl("get", "--raw", "/readyz", check=False).returncode == 0,
+        60,
+        "the API server to be ready again after the stall",
+    )
     time.sleep(5)  # a component that lost its lease exits within a second or two of the API answering again
 
     dead = [name for name in ("kube-controller-manager", "kube-scheduler") if not alive(pids[name])]
-    assert not dead, f"{dead} exited after a {2 * RENEW_DEADLINE_S} s etcd stall: is leader election back on in tools/cluster.sh?"
+    assert not dead, (
+        f"{dead} exited after a {2 * RENEW_DEADLINE_S} s etcd stall: is leader election back on in tools/cluster.sh?"
+    )
 
     # and they still work: a new Deployment gets a ReplicaSet (controller-manager), its pod a node (scheduler)
     e2e_cluster.kubectl("create", "namespace", NAMESPACE)
     try:
-        e2e_cluster.kubectl("-n", NAMESPACE, "create", "deployment", "probe", "--image=registry.k8s.io/pause:3.10", "--replicas=2")
+        e2e_cluster.kubectl(
+            "-n", NAMESPACE, "create", "deployment", "probe", "--image=registry.k8s.io/pause:3.10", "--replicas=2"
+        )
         e2e_cluster.kubectl("-n", NAMESPACE, "rollout", "status", "deployment/probe", "--timeout=90s", timeout=120)
     finally:
         e2e_cluster.kubectl("delete", "namespace", NAMESPACE, "--timeout=120s", check=False, timeout=150)

@@ -16,12 +16,23 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from infra.plan import build_for_env
-from tests.e2e.kube import Sampler, deployment_settled, expected_replicas, pods_of, ready_endpoints, wait_until
+from infra.core.plan import build_for_env
+from tests.e2e.kube import (
+    Sampler,
+    deployment_settled,
+    expected_replicas,
+    pods_of,
+    ready_endpoints,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 # variants with a PDB, i.e. with more than one replica (one per GPU vendor in the local stack)
-GUARDED = [r.variant for r in build_for_env("local").releases if r.values["podDisruptionBudget"]["enabled"] and expected_replicas(r) > 1]
+GUARDED = [
+    r.variant
+    for r in build_for_env("local").releases
+    if r.values["podDisruptionBudget"]["enabled"] and expected_replicas(r) > 1
+]
 DRAIN = ("--ignore-daemonsets", "--delete-emptydir-data")
 
 
@@ -48,7 +59,9 @@ def test_drain_of_a_gpu_node_respects_the_pdb_and_the_variant_keeps_serving(e2e_
     target = pods[0].spec.node_name
     on_target = [p.metadata.name for p in pods if p.spec.node_name == target]
     assert target in pool_nodes and len(pool_nodes) > 1, (target, pool_nodes)
-    wait_until(lambda: disruptions_allowed(e2e_cluster, ns, release.name) == 1, 60, f"PDB {release.name} to allow 1 disruption")
+    wait_until(
+        lambda: disruptions_allowed(e2e_cluster, ns, release.name) == 1, 60, f"PDB {release.name} to allow 1 disruption"
+    )
 
     sampler = Sampler(e2e_cluster, lambda api: ready_endpoints(api, ns, release.service_name))
     sampler.start()
@@ -62,8 +75,11 @@ def test_drain_of_a_gpu_node_respects_the_pdb_and_the_variant_keeps_serving(e2e_
 
         # one replica gone, its replacement has nowhere to go: the budget is used up
         wait_until(lambda: disruptions_allowed(e2e_cluster, ns, release.name) == 0, 60, f"PDB {release.name} at 0")
-        serving = [p for p in pods_of(e2e_cluster, ns, release.name)
-                   if p.spec.node_name and all(c.ready for c in p.status.container_statuses or [])]
+        serving = [
+            p
+            for p in pods_of(e2e_cluster, ns, release.name)
+            if p.spec.node_name and all(c.ready for c in p.status.container_statuses or [])
+        ]
         assert len(serving) == expected_replicas(release) - 1, [p.metadata.name for p in serving]
         last = serving[0]
 
@@ -73,17 +89,29 @@ def test_drain_of_a_gpu_node_respects_the_pdb_and_the_variant_keeps_serving(e2e_
         assert refused.value.status == 429, refused.value.body
         assert "disruption budget" in json.loads(refused.value.body)["message"], refused.value.body
         # ... and so does a drain of the node that replica runs on (bounded: it would retry forever)
-        blocked = e2e_cluster.kubectl("drain", last.spec.node_name, *DRAIN, f"--pod-selector=app.kubernetes.io/instance={release.name}",
-                                      "--timeout=15s", check=False)
+        blocked = e2e_cluster.kubectl(
+            "drain",
+            last.spec.node_name,
+            *DRAIN,
+            f"--pod-selector=app.kubernetes.io/instance={release.name}",
+            "--timeout=15s",
+            check=False,
+        )
         assert blocked.returncode != 0 and "disruption budget" in blocked.stderr, blocked.stderr
         assert e2e_cluster.core.read_namespaced_pod(last.metadata.name, ns).metadata.deletion_timestamp is None
 
         e2e_cluster.kubectl("uncordon", *pool_nodes)
-        wait_until(lambda: deployment_settled(e2e_cluster, ns, release.name, expected_replicas(release)), 120,
-                   f"{release.name} back to {expected_replicas(release)} Ready replicas after uncordon")
+        wait_until(
+            lambda: deployment_settled(e2e_cluster, ns, release.name, expected_replicas(release)),
+            120,
+            f"{release.name} back to {expected_replicas(release)} Ready replicas after uncordon",
+        )
         wait_until(lambda: disruptions_allowed(e2e_cluster, ns, release.name) == 1, 60, f"PDB {release.name} back to 1")
-        wait_until(lambda: ready_endpoints(e2e_cluster.api, ns, release.service_name) == expected_replicas(release), 60,
-                   f"{release.service_name}: {expected_replicas(release)} ready endpoints again")
+        wait_until(
+            lambda: ready_endpoints(e2e_cluster.api, ns, release.service_name) == expected_replicas(release),
+            60,
+            f"{release.service_name}: {expected_replicas(release)} ready endpoints again",
+        )
     finally:
         e2e_cluster.kubectl("uncordon", *pool_nodes, check=False)
         samples = sampler.stop()

@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from infra.accelerators import VENDORS
+from infra.core.accelerators import VENDORS
 from tests.e2e.kube import expected_replicas, pods_of, ready_endpoints, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -38,17 +38,26 @@ def test_every_pod_runs_on_its_pool_and_vendor(e2e_cluster, local_stack):
             node = nodes[pod.spec.node_name]
             labels, allocatable = node.metadata.labels, node.status.allocatable
             # the pool's node selector (vendor presence + product label + the stack's own labels)
-            assert {k: labels.get(k) for k in pool.full_node_selector} == pool.full_node_selector, f"{where}: labels {labels}"
+            assert {k: labels.get(k) for k in pool.full_node_selector} == pool.full_node_selector, (
+                f"{where}: labels {labels}"
+            )
             # the vendor's GPU resource, and no other vendor's
             assert int(allocatable.get(resource, 0)) > 0, f"{where}: no {resource} on the node"
             assert not other_vendors_resources(allocatable, pool.vendor), f"{where}: node offers {allocatable}"
-            assert any(t.key == VENDORS[pool.vendor].default_toleration.key for t in node.spec.taints or []), f"{where}: untainted node"
+            assert any(t.key == VENDORS[pool.vendor].default_toleration.key for t in node.spec.taints or []), (
+                f"{where}: untainted node"
+            )
             requested = sum(int((c.resources.requests or {}).get(resource, 0)) for c in pod.spec.containers)
-            assert (requested, release.values["gpu"]["resourceName"]) == (release.values["gpu"]["count"], resource), where
+            assert (requested, release.values["gpu"]["resourceName"]) == (release.values["gpu"]["count"], resource), (
+                where
+            )
 
 
 def test_no_gpu_workload_lands_on_cpu_only_nodes(e2e_cluster, local_stack):
-    cpu_nodes = {n.metadata.name for n in e2e_cluster.core.list_node(label_selector="node-role.jina-embeddings/cpu-only=true").items}
+    cpu_nodes = {
+        n.metadata.name
+        for n in e2e_cluster.core.list_node(label_selector="node-role.jina-embeddings/cpu-only=true").items
+    }
     assert cpu_nodes, "the simulated cluster has no CPU-only node"
     pods = e2e_cluster.core.list_namespaced_pod(local_stack.namespace).items
     assert pods and not [p.metadata.name for p in pods if p.spec.node_name in cpu_nodes]
@@ -57,11 +66,19 @@ def test_no_gpu_workload_lands_on_cpu_only_nodes(e2e_cluster, local_stack):
 def test_every_service_has_ready_endpoints(e2e_cluster, local_stack):
     for release in local_stack.releases:
         want = expected_replicas(release)
-        wait_until(lambda: ready_endpoints(e2e_cluster.api, local_stack.namespace, release.service_name) == want, 60,
-                   f"{want} ready endpoints of Service {release.service_name}")
+        wait_until(
+            lambda: ready_endpoints(e2e_cluster.api, local_stack.namespace, release.service_name) == want,
+            60,
+            f"{want} ready endpoints of Service {release.service_name}",
+        )
         ips = {p.status.pod_ip for p in pods_of(e2e_cluster, local_stack.namespace, release.name)}
-        slices = client.DiscoveryV1Api(e2e_cluster.api).list_namespaced_endpoint_slice(
-            local_stack.namespace, label_selector=f"kubernetes.io/service-name={release.service_name}").items
+        slices = (
+            client.DiscoveryV1Api(e2e_cluster.api)
+            .list_namespaced_endpoint_slice(
+                local_stack.namespace, label_selector=f"kubernetes.io/service-name={release.service_name}"
+            )
+            .items
+        )
         addresses = {a for s in slices for e in s.endpoints or [] for a in e.addresses}
         assert addresses == ips, f"{release.service_name}: endpoints {addresses}, pods {ips}"
         assert {p.port for s in slices for p in s.ports or []} == {release.values["service"]["port"]}
@@ -71,8 +88,16 @@ def test_the_namespace_enforces_restricted_pod_security(e2e_cluster, local_stack
     """Admission refuses a privileged pod in the stack's namespace (server-side dry run: nothing is created)."""
     pod = client.V1Pod(
         metadata=client.V1ObjectMeta(name="e2e-privileged"),
-        spec=client.V1PodSpec(containers=[client.V1Container(
-            name="main", image="registry.invalid/x:1", security_context=client.V1SecurityContext(privileged=True))]))
+        spec=client.V1PodSpec(
+            containers=[
+                client.V1Container(
+                    name="main",
+                    image="registry.invalid/x:1",
+                    security_context=client.V1SecurityContext(privileged=True),
+                )
+            ]
+        ),
+    )
     with pytest.raises(ApiException) as refused:
         e2e_cluster.core.create_namespaced_pod(local_stack.namespace, pod, dry_run="All")
     message = json.loads(refused.value.body)["message"]

@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 
-from infra.config import REPO_ROOT
-from infra.helm import TOOLS_DIR
-from infra.plan import build_for_env
+from infra.core.paths import REPO_ROOT
+from infra.core.plan import build_for_env
+from infra.sinks.helm import TOOLS_DIR
 from tests.e2e.kube import ClusterLock
 
 pytestmark = pytest.mark.e2e
@@ -18,8 +18,9 @@ CLUSTER = "jina-engine-demo"
 
 
 def make(target: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", "--no-print-directory", target], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=1800)
+    return subprocess.run(
+        ["make", "--no-print-directory", target], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800
+    )
 
 
 def test_make_demo_then_demo_down(tmp_path):

@@ -1,5 +1,5 @@
 """`python -m infra status` against the e2e tier's kwok cluster (tests/e2e/conftest.py): the `local` stack's
-export applied server-side onto the simulated pools (infra/simulation.py); then a stack whose namespace is
+export applied server-side onto the simulated pools (infra/core/simulation.py); then a stack whose namespace is
 not there. Marked e2e: needs the pinned kube-apiserver, etcd and kwok."""
 
 from __future__ import annotations
@@ -27,10 +27,16 @@ def test_status_of_the_deployed_local_stack(local_stack, status):
         assert release.name in proc.stdout
     for pool in local_stack.config.pools.values():
         demand = sum(expected_replicas(r) for r in local_stack.releases if r.pool.name == pool.name)
-        line = re.search(rf"^pool {pool.name}: {re.escape(pool.slice.resource_name)} (\d+)/(\d+) requested/allocatable on (\d+) node", proc.stdout, re.M)
+        line = re.search(
+            rf"^pool {pool.name}: {re.escape(pool.slice.resource_name)} (\d+)/(\d+) requested/allocatable on (\d+) node",
+            proc.stdout,
+            re.M,
+        )
         assert line, proc.stdout
         # the HPAs (CPU, from kwok's simulated usage) may have added replicas beyond the minimum
-        assert int(line.group(1)) >= demand, f"{pool.name}: fewer GPUs requested than the variants' minimum {demand}:\n{proc.stdout}"
+        assert int(line.group(1)) >= demand, (
+            f"{pool.name}: fewer GPUs requested than the variants' minimum {demand}:\n{proc.stdout}"
+        )
         assert int(line.group(2)) == pool.capacity_slices and int(line.group(3)) == pool.nodes, proc.stdout
     assert "overall: OK" in proc.stdout
 

@@ -15,7 +15,15 @@ import time
 
 import pytest
 
-from tests.e2e.kube import Sampler, deployment_settled, expected_replicas, live_pods, pods_of, wait_until, warning_events
+from tests.e2e.kube import (
+    Sampler,
+    deployment_settled,
+    expected_replicas,
+    live_pods,
+    pods_of,
+    wait_until,
+    warning_events,
+)
 
 pytestmark = pytest.mark.e2e
 VARIANT = "retrieval"  # autoscaled, 2 replicas, on the NVIDIA pool
@@ -25,9 +33,17 @@ STUCK_FOR_S = 20  # how long the surge rollout is watched to make sure it does n
 def free_slices(cluster, plan, pool) -> int:
     resource = pool.slice.resource_name
     selector = ",".join(f"{k}={v}" for k, v in pool.full_node_selector.items())
-    nodes = {n.metadata.name: int(n.status.allocatable.get(resource, 0)) for n in cluster.core.list_node(label_selector=selector).items}
+    nodes = {
+        n.metadata.name: int(n.status.allocatable.get(resource, 0))
+        for n in cluster.core.list_node(label_selector=selector).items
+    }
     pods = cluster.core.list_pod_for_all_namespaces(field_selector="status.phase!=Succeeded,status.phase!=Failed").items
-    used = sum(int((c.resources.requests or {}).get(resource, 0)) for p in pods if p.spec.node_name in nodes for c in p.spec.containers)
+    used = sum(
+        int((c.resources.requests or {}).get(resource, 0))
+        for p in pods
+        if p.spec.node_name in nodes
+        for c in p.spec.containers
+    )
     return sum(nodes.values()) - used
 
 
@@ -41,7 +57,11 @@ def restart(cluster, namespace: str, name: str, value: str, strategy: dict | Non
 
 def failed_scheduling(cluster, namespace: str, pod_prefix: str) -> list[str]:
     """Messages of FailedScheduling events of the pods whose names start with `pod_prefix`."""
-    return [e.message for e in warning_events(cluster, namespace, "FailedScheduling") if e.involved_object.name.startswith(pod_prefix)]
+    return [
+        e.message
+        for e in warning_events(cluster, namespace, "FailedScheduling")
+        if e.involved_object.name.startswith(pod_prefix)
+    ]
 
 
 def rollout_state(cluster, namespace: str, name: str) -> tuple[int, int, int] | None:
@@ -57,15 +77,23 @@ def test_rollout_in_a_full_gpu_pool(e2e_cluster, local_stack):
     ns, release = local_stack.namespace, local_stack.release(VARIANT)
     pool, resource = release.pool, release.pool.slice.resource_name
     replicas = expected_replicas(release)
-    assert release.values["rollout"] == {**release.values["rollout"], "maxSurge": 0, "maxUnavailable": 1}  # gpu-constrained
+    assert release.values["rollout"] == {
+        **release.values["rollout"],
+        "maxSurge": 0,
+        "maxUnavailable": 1,
+    }  # gpu-constrained
 
     # fill the pool: the fixed-replica variant of the same pool takes every free GPU
-    filler = next(r for r in local_stack.releases if r.pool.name == pool.name and not r.values["autoscaling"]["enabled"])
+    filler = next(
+        r for r in local_stack.releases if r.pool.name == pool.name and not r.values["autoscaling"]["enabled"]
+    )
     free = free_slices(e2e_cluster, local_stack, pool)
     assert free > 0, "the local stack should leave a GPU free in its NVIDIA pool"
     filled = expected_replicas(filler) + free // filler.values["gpu"]["count"]
     e2e_cluster.kubectl("-n", ns, "scale", f"deployment/{filler.name}", f"--replicas={filled}")
-    wait_until(lambda: deployment_settled(e2e_cluster, ns, filler.name, filled), 60, f"{filler.name} at {filled} replicas")
+    wait_until(
+        lambda: deployment_settled(e2e_cluster, ns, filler.name, filled), 60, f"{filler.name} at {filled} replicas"
+    )
     assert free_slices(e2e_cluster, local_stack, pool) == 0
     assert not failed_scheduling(e2e_cluster, ns, release.name + "-")
 
@@ -77,9 +105,13 @@ def test_rollout_in_a_full_gpu_pool(e2e_cluster, local_stack):
     sampler.start()
     try:
         restart(e2e_cluster, ns, release.name, "1")
-        status = e2e_cluster.kubectl("-n", ns, "rollout", "status", f"deployment/{release.name}", "--timeout=120s", check=False)
+        status = e2e_cluster.kubectl(
+            "-n", ns, "rollout", "status", f"deployment/{release.name}", "--timeout=120s", check=False
+        )
         assert status.returncode == 0, status.stdout + status.stderr
-        wait_until(lambda: deployment_settled(e2e_cluster, ns, release.name, replicas), 60, f"{release.name} rolled out")
+        wait_until(
+            lambda: deployment_settled(e2e_cluster, ns, release.name, replicas), 60, f"{release.name} rolled out"
+        )
     finally:
         asked = sampler.stop()
     assert asked[0] == replicas and max(asked) <= replicas, f"pods asked for during the rollout: {asked}"
@@ -87,8 +119,11 @@ def test_rollout_in_a_full_gpu_pool(e2e_cluster, local_stack):
     assert not before & {p.metadata.name for p in after}, "some pods were not replaced"
     assert all(p.spec.node_name for p in after)
     # the old pods are gone (not just terminating) and the pool is full again before the contrast
-    wait_until(lambda: not [p for p in e2e_cluster.core.list_namespaced_pod(ns).items if p.metadata.deletion_timestamp], 60,
-               "the replaced pods to be gone")
+    wait_until(
+        lambda: not [p for p in e2e_cluster.core.list_namespaced_pod(ns).items if p.metadata.deletion_timestamp],
+        60,
+        "the replaced pods to be gone",
+    )
     assert free_slices(e2e_cluster, local_stack, pool) == 0
 
     # 2. surge: one pod more than `replicas` needs a GPU that is not there -> Pending, FailedScheduling, and
@@ -96,23 +131,48 @@ def test_rollout_in_a_full_gpu_pool(e2e_cluster, local_stack):
     restart(e2e_cluster, ns, release.name, "2", strategy={"maxSurge": 1, "maxUnavailable": 0})
     try:
         stuck = (1, replicas, 1)  # (updated, ready, Pending): the surge pod alone is new, the old ones all serve
-        wait_until(lambda: rollout_state(e2e_cluster, ns, release.name) == stuck, 60, f"{release.name} to report its surge pod Pending")
+        wait_until(
+            lambda: rollout_state(e2e_cluster, ns, release.name) == stuck,
+            60,
+            f"{release.name} to report its surge pod Pending",
+        )
         surge = next(p.metadata.name for p in pods_of(e2e_cluster, ns, release.name) if not p.spec.node_name)
-        events = wait_until(lambda: failed_scheduling(e2e_cluster, ns, surge), 60, f"FailedScheduling of the surge pod {surge}")
+        events = wait_until(
+            lambda: failed_scheduling(e2e_cluster, ns, surge), 60, f"FailedScheduling of the surge pod {surge}"
+        )
         assert any(f"Insufficient {resource}" in m for m in events), events
         assert live_pods(e2e_cluster.api, ns, release.name) == replicas + 1
         deadline = time.monotonic() + STUCK_FOR_S
         while time.monotonic() < deadline:  # watched for a while: it must not progress
             state = rollout_state(e2e_cluster, ns, release.name)
-            assert state in (stuck, None), (state, e2e_cluster.kubectl("get", "events", "-n", ns, "--sort-by=.lastTimestamp").stdout)
+            assert state in (stuck, None), (
+                state,
+                e2e_cluster.kubectl("get", "events", "-n", ns, "--sort-by=.lastTimestamp").stdout,
+            )
             time.sleep(2)
-        stalled = e2e_cluster.kubectl("-n", ns, "rollout", "status", f"deployment/{release.name}", "--timeout=5s", check=False)
+        stalled = e2e_cluster.kubectl(
+            "-n", ns, "rollout", "status", f"deployment/{release.name}", "--timeout=5s", check=False
+        )
         assert stalled.returncode != 0, stalled.stdout
     finally:
         # 3. back to gpu-constrained: the same rollout now completes (an old pod makes room for the new ones)
-        e2e_cluster.kubectl("-n", ns, "patch", f"deployment/{release.name}", "-p",
-                            json.dumps({"spec": {"strategy": {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}}}))
-    status = e2e_cluster.kubectl("-n", ns, "rollout", "status", f"deployment/{release.name}", "--timeout=120s", check=False)
+        e2e_cluster.kubectl(
+            "-n",
+            ns,
+            "patch",
+            f"deployment/{release.name}",
+            "-p",
+            json.dumps({"spec": {"strategy": {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}}}),
+        )
+    status = e2e_cluster.kubectl(
+        "-n", ns, "rollout", "status", f"deployment/{release.name}", "--timeout=120s", check=False
+    )
     assert status.returncode == 0, status.stdout + status.stderr
-    wait_until(lambda: deployment_settled(e2e_cluster, ns, release.name, replicas) and all(
-        p.spec.node_name for p in pods_of(e2e_cluster, ns, release.name)), 60, f"{release.name} settled, nothing Pending")
+    wait_until(
+        lambda: (
+            deployment_settled(e2e_cluster, ns, release.name, replicas)
+            and all(p.spec.node_name for p in pods_of(e2e_cluster, ns, release.name))
+        ),
+        60,
+        f"{release.name} settled, nothing Pending",
+    )

@@ -1,4 +1,4 @@
-"""Fixtures of the policy tier: every bundle the gates cover (infra.policy.targets), rendered once."""
+"""Fixtures of the policy tier: every bundle the gates cover (infra.sinks.bundles), rendered once."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from infra.policy import targets
+from infra.sinks import bundles as targets
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,10 @@ import time
 
 import pytest
 
-from infra.config import REPO_ROOT, stack_names
-from infra.policy import checkov
-from infra.policy.targets import exported_envs
+from infra.checks.policy import checkov
+from infra.core.paths import REPO_ROOT
+from infra.core.stackfile import stack_names
+from infra.sinks.bundles import exported_envs
 from tests.policy.conftest import find
 
 # The suppressions the bundle documents (README "Security controls"), each rendered with its reason.
@@ -38,8 +39,12 @@ def _planted(bundles) -> dict[str, list[dict]]:
     privileged["spec"]["template"]["spec"]["containers"][0]["securityContext"]["privileged"] = True
     unreasoned = copy.deepcopy(deployment)
     unreasoned["metadata"]["name"] = "planted-unreasoned-skip"
-    unreasoned["metadata"]["annotations"] = {"checkov.io/skip1": "CKV_K8S_15", "checkov.io/skip2": "CKV_K8S_43=pinned tag",
-                                             "checkov.io/skip3": "CKV_K8S_40=vllm user", "checkov.io/skip4": "CKV_K8S_35=api key env"}
+    unreasoned["metadata"]["annotations"] = {
+        "checkov.io/skip1": "CKV_K8S_15",
+        "checkov.io/skip2": "CKV_K8S_43=pinned tag",
+        "checkov.io/skip3": "CKV_K8S_40=vllm user",
+        "checkov.io/skip4": "CKV_K8S_35=api key env",
+    }
     return {"planted": [privileged, unreasoned]}
 
 
@@ -51,17 +56,26 @@ def rendered(bundles, checkov_binary, tmp_path_factory):
     checkov.write_objects(_planted(bundles), root / "planted")
     started = time.monotonic()
     result = checkov.run(root)
-    print(f"\ncheckov over {written} rendered objects (+2 planted): {time.monotonic() - started:.1f}s; {result.describe()}")
+    print(
+        f"\ncheckov over {written} rendered objects (+2 planted): {time.monotonic() - started:.1f}s; {result.describe()}"
+    )
 
     def part(prefix: str) -> checkov.CheckovResult:
         keep = lambda checks: [c for c in checks if c["file_path"].startswith(f"/{prefix}/")]  # noqa: E731
-        return checkov.CheckovResult(0, keep(result.failed), keep(result.skipped), result.parsing_errors, result.resources)
+        return checkov.CheckovResult(
+            0, keep(result.failed), keep(result.skipped), result.parsing_errors, result.resources
+        )
 
     return part("bundles"), part("planted")
 
 
 def test_checkov_is_the_pinned_version(checkov_binary):
-    out = subprocess.run([str(checkov_binary), "--version"], capture_output=True, text=True, env=checkov.OFFLINE_ENV | {"PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [str(checkov_binary), "--version"],
+        capture_output=True,
+        text=True,
+        env=checkov.OFFLINE_ENV | {"PATH": "/usr/bin:/bin"},
+    )
     assert out.stdout.strip() == checkov.CHECKOV_VERSION
 
 
@@ -69,7 +83,9 @@ def test_no_check_fails_on_any_stack_or_chart_scenario(rendered):
     bundles, _ = rendered
     assert not bundles.parsing_errors
     assert bundles.resources > 100
-    assert not bundles.failed, "\n".join(f"{c['check_id']} {c['resource']} {c['file_path']}: {c['check_name']}" for c in bundles.failed)
+    assert not bundles.failed, "\n".join(
+        f"{c['check_id']} {c['resource']} {c['file_path']}: {c['check_name']}" for c in bundles.failed
+    )
 
 
 def test_every_suppression_carries_its_documented_reason(rendered):
@@ -80,7 +96,9 @@ def test_every_suppression_carries_its_documented_reason(rendered):
 
 def test_a_planted_violation_fails_and_a_bare_suppression_is_reported(rendered):
     _, planted = rendered
-    assert {(c["check_id"], c["resource"].rsplit(".", 1)[-1]) for c in planted.failed} >= {("CKV_K8S_16", "planted-privileged")}
+    assert {(c["check_id"], c["resource"].rsplit(".", 1)[-1]) for c in planted.failed} >= {
+        ("CKV_K8S_16", "planted-privileged")
+    }
     assert [c["check_id"] for c in planted.unreasoned_skips] == ["CKV_K8S_15"]
 
 
@@ -92,4 +110,6 @@ def test_make_checkov_passes_over_every_stack_scenario_and_the_committed_export(
     print(f"\nmake checkov: {time.monotonic() - started:.1f}s\n{proc.stdout[-600:]}")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = [line for line in proc.stdout.splitlines() if line.startswith(("stacks + chart scenarios", "manifests/"))]
-    assert len(summary) == 2 and all(" 0 failed" in line and "(0 without a reason)" in line for line in summary), summary
+    assert len(summary) == 2 and all(" 0 failed" in line and "(0 without a reason)" in line for line in summary), (
+        summary
+    )

@@ -20,9 +20,9 @@ import pytest
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from infra.config import REPO_ROOT
-from infra.policy import pack, rules
-from infra.policy.violations import object_id
+from infra.checks.policy import pack, rules
+from infra.checks.policy.violations import object_id
+from infra.core.paths import REPO_ROOT
 from tests.conftest import type_token
 from tests.policy.conftest import find
 
@@ -50,7 +50,10 @@ class Reports(list):
 def test_manifest_maps_type_tokens_back_to_api_versions():
     assert pack.manifest("kubernetes:core/v1:Service", {})["apiVersion"] == "v1"
     assert pack.manifest("kubernetes:apps/v1:Deployment", {})["apiVersion"] == "apps/v1"
-    assert pack.manifest("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute", {})["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert (
+        pack.manifest("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute", {})["apiVersion"]
+        == "gateway.networking.k8s.io/v1"
+    )
     assert pack.manifest("kubernetes:helm.sh/v4:Chart", {}) is None
     assert pack.manifest("pulumi:providers:kubernetes", {}) is None
     assert pack.manifest("jina-embeddings:platform:Platform", {}) is None
@@ -123,8 +126,13 @@ def test_every_rule_is_enforced_at_exactly_one_level():
 @pytest.fixture(scope="module")
 def analyzer():
     """Start policy/__main__.py from policy/ (as the engine does); it prints its port, then serves."""
-    proc = subprocess.Popen([sys.executable, "-u", "__main__.py"], cwd=REPO_ROOT / "policy",
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "__main__.py"],
+        cwd=REPO_ROOT / "policy",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if not select.select([proc.stdout], [], [], 60)[0]:  # a hung pack must not hang the suite
         proc.kill()
         pytest.fail("the policy pack printed no port within 60 s")
@@ -155,8 +163,12 @@ def test_the_served_pack_lists_its_policies_and_levels(analyzer):
     info = analyzer.GetAnalyzerInfo(empty_pb2.Empty())
     assert info.name == "jina-embeddings-bundle"
     levels = {p.name: p.enforcementLevel for p in info.policies}
-    assert levels == {"pod-security-restricted": MANDATORY, "workload-resources": MANDATORY,
-                      "bundle-mandatory": MANDATORY, "bundle-advisory": analyzer_pb2.EnforcementLevel.Value("ADVISORY")}
+    assert levels == {
+        "pod-security-restricted": MANDATORY,
+        "workload-resources": MANDATORY,
+        "bundle-mandatory": MANDATORY,
+        "bundle-advisory": analyzer_pb2.EnforcementLevel.Value("ADVISORY"),
+    }
 
 
 def test_the_served_pack_blocks_a_privileged_deployment_and_passes_the_rendered_one(analyzer, bundles):
@@ -172,9 +184,12 @@ def test_the_served_pack_blocks_a_privileged_deployment_and_passes_the_rendered_
 def test_the_served_pack_passes_the_prod_stack_and_blocks_a_route_to_pooling(analyzer, bundle_copy):
     objects = bundle_copy("stack:prod")
     stack = lambda objs: analyzer_pb2.AnalyzeStackRequest(  # noqa: E731
-        resources=[analyzer_pb2.AnalyzerResource(**_request(o)) for o in objs])
+        resources=[analyzer_pb2.AnalyzerResource(**_request(o)) for o in objs]
+    )
     assert list(analyzer.AnalyzeStack(stack(objects)).diagnostics) == []
     route = find(objects, "HTTPRoute")
     route["spec"]["rules"][0]["filters"][0]["urlRewrite"]["path"]["replaceFullPath"] = "/pooling"
     diagnostics = analyzer.AnalyzeStack(stack(objects)).diagnostics
-    assert [(d.policyName, d.enforcementLevel, d.urn) for d in diagnostics] == [("bundle-mandatory", MANDATORY, urn(route))]
+    assert [(d.policyName, d.enforcementLevel, d.urn) for d in diagnostics] == [
+        ("bundle-mandatory", MANDATORY, urn(route))
+    ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from infra.policy import pack
+from infra.checks.policy import pack
 from tests.policy.conftest import find
 from tests.policy.test_policy_pack import Reports, resource
 
@@ -18,15 +18,33 @@ from tests.policy.test_policy_pack import Reports, resource
 def _live(deployment: dict, replicas_owner: str | None) -> dict:
     """The Deployment as the API server returns it after an apply: replicas set, managedFields filled."""
     applied = {"f:metadata": {"f:labels": {}}, "f:spec": {"f:selector": {}, "f:template": {}}}
-    managed = [{"manager": "pulumi-kubernetes-b3f83de5", "operation": "Apply", "apiVersion": "apps/v1",
-                "fieldsType": "FieldsV1", "fieldsV1": applied}]
+    managed = [
+        {
+            "manager": "pulumi-kubernetes-b3f83de5",
+            "operation": "Apply",
+            "apiVersion": "apps/v1",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": applied,
+        }
+    ]
     if replicas_owner == "hpa":  # the autoscaler writes through the scale subresource: an Update
-        managed.append({"manager": "kube-controller-manager", "operation": "Update", "subresource": "scale",
-                        "fieldsV1": {"f:spec": {"f:replicas": {}}}})
+        managed.append(
+            {
+                "manager": "kube-controller-manager",
+                "operation": "Update",
+                "subresource": "scale",
+                "fieldsV1": {"f:spec": {"f:replicas": {}}},
+            }
+        )
     elif replicas_owner == "program":
         applied["f:spec"]["f:replicas"] = {}
     metadata = {**deployment["metadata"], "uid": "0b6c", "managedFields": managed}
-    return {**deployment, "metadata": metadata, "spec": {**deployment["spec"], "replicas": 2}, "status": {"replicas": 2}}
+    return {
+        **deployment,
+        "metadata": metadata,
+        "spec": {**deployment["spec"], "replicas": 2},
+        "status": {"replicas": 2},
+    }
 
 
 def _mandatory(objects: list[dict]) -> Reports:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import subprocess
 
-from infra.config import REPO_ROOT
-from infra.policy import report
+from infra.cli import policy as report
+from infra.core.paths import REPO_ROOT
 
 
 def _rows(table: str) -> dict[str, list[str]]:
@@ -36,6 +36,10 @@ def test_readme_table_is_the_measured_one():
 
 
 def test_unknown_stack_is_bad_input():
-    proc = subprocess.run([str(REPO_ROOT / ".venv/bin/python"), "-m", "infra", "policy", "--env", "nosuch"],
-                          cwd=REPO_ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(REPO_ROOT / ".venv/bin/python"), "-m", "infra", "policy", "--env", "nosuch"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "nosuch" in proc.stderr

@@ -1,16 +1,17 @@
 """Pod Security Standards (baseline + restricted) over every pod template the bundle renders, and one
-mutation per control proving the checker catches that violation (infra/policy/pss.py)."""
+mutation per control proving the checker catches that violation (infra/checks/policy/pss.py)."""
 
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from infra.config import load_stack
-from infra.policy import pss
-from infra.policy.pss import BASELINE, RESTRICTED
+from infra.checks.policy import pss
+from infra.checks.policy.pss import BASELINE, RESTRICTED
+from infra.core.stackfile import load_stack
 from tests.policy.conftest import find
 
 
@@ -71,14 +72,17 @@ def test_no_gpu_pod_uses_privileged_host_access_or_extra_capabilities(bundles):
         for c in pss.containers(spec):
             sc = c["securityContext"]
             assert sc["capabilities"] == {"drop": ["ALL"]}, f"{name}: {c['name']}"
-            assert sc.get("privileged", False) is False and sc["allowPrivilegeEscalation"] is False, f"{name}: {c['name']}"
+            assert sc.get("privileged", False) is False and sc["allowPrivilegeEscalation"] is False, (
+                f"{name}: {c['name']}"
+            )
         assert not any(k in spec for k in ("hostNetwork", "hostPID", "hostIPC")), name
 
 
 def test_vllm_upstream_amd_example_fails_baseline_as_documented():
     """vLLM's docs/deployment/k8s.md AMD Deployment (reliability-security.md §2.3): not even baseline."""
     spec = {
-        "hostNetwork": True, "hostIPC": True,
+        "hostNetwork": True,
+        "hostIPC": True,
         "securityContext": {"seccompProfile": {"type": "Unconfined"}, "runAsGroup": 44},
         "containers": [{"name": "vllm", "securityContext": {"capabilities": {"add": ["SYS_PTRACE"]}}}],
     }
@@ -111,12 +115,19 @@ MUTATIONS: dict[str, Callable[[dict, dict], None]] = {
     "procMount": lambda meta, spec: _sc(spec).update(procMount="Unmasked"),
     "seccompProfile_baseline": lambda meta, spec: _sc(spec).update(seccompProfile={"type": "Unconfined"}),
     "sysctls": lambda meta, spec: spec["securityContext"].update(sysctls=[{"name": "kernel.msgmax", "value": "65536"}]),
-    "hostProbesAndHostLifecycle": lambda meta, spec: _container(spec)["livenessProbe"]["httpGet"].update(host="169.254.169.254"),
-    "restrictedVolumes": lambda meta, spec: spec["volumes"].append({"name": "models-nfs", "nfs": {"server": "nfs", "path": "/models"}}),
+    "hostProbesAndHostLifecycle": lambda meta, spec: _container(spec)["livenessProbe"]["httpGet"].update(
+        host="169.254.169.254"
+    ),
+    "restrictedVolumes": lambda meta, spec: spec["volumes"].append(
+        {"name": "models-nfs", "nfs": {"server": "nfs", "path": "/models"}}
+    ),
     "allowPrivilegeEscalation": lambda meta, spec: _sc(spec).pop("allowPrivilegeEscalation"),
     "runAsNonRoot": lambda meta, spec: _sc(spec).update(runAsNonRoot=False),
     "runAsUser": lambda meta, spec: spec["securityContext"].update(runAsUser=0),
-    "seccompProfile_restricted": lambda meta, spec: (spec["securityContext"].pop("seccompProfile"), _sc(spec).pop("seccompProfile")),
+    "seccompProfile_restricted": lambda meta, spec: (
+        spec["securityContext"].pop("seccompProfile"),
+        _sc(spec).pop("seccompProfile"),
+    ),
     "capabilities_restricted": lambda meta, spec: _sc(spec)["capabilities"].update(drop=["NET_RAW"]),
 }
 
@@ -127,9 +138,11 @@ def test_every_control_has_a_mutation():
 
 # Mutate a real rendered pod of each vendor (AMD: supplemental groups; NVIDIA: a MIG slice) and the
 # weights Job (a different template).
-BASES = [("stack:local", "Deployment", "jina-embeddings-classification"),
-         ("stack:prod", "Deployment", "jina-embeddings-retrieval"),
-         ("stack:prod", "Job", "jina-embeddings-weights-populate")]
+BASES = [
+    ("stack:local", "Deployment", "jina-embeddings-classification"),
+    ("stack:prod", "Deployment", "jina-embeddings-retrieval"),
+    ("stack:prod", "Job", "jina-embeddings-weights-populate"),
+]
 
 
 @pytest.mark.parametrize("base", BASES, ids=[f"{b[0]}-{b[2]}" for b in BASES])
@@ -155,11 +168,23 @@ def test_each_violation_is_caught_and_names_the_object(bundles, control, base):
 
 def test_container_level_settings_override_a_good_pod_level_only_where_the_admission_code_says():
     """runAsNonRoot and seccomp: a pod-level setting covers containers that leave it unset."""
-    spec = {"securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{"name": "a", "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}]}
+    spec = {
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [
+            {"name": "a", "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}
+        ],
+    }
     assert pss.check_pod({}, spec) == []
-    spec["initContainers"] = [{"name": "init", "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                                                                   "seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}}}]
+    spec["initContainers"] = [
+        {
+            "name": "init",
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "capabilities": {"drop": ["ALL"]},
+                "seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"},
+            },
+        }
+    ]
     assert pss.check_pod({}, spec) == []
     spec["ephemeralContainers"] = [{"name": "debug"}]  # every container kind is visited
     flagged = {c.id for c, _ in pss.check_pod({}, spec)}

@@ -1,14 +1,15 @@
-"""Reliability and exposure rules (infra/policy/rules.py) over every bundle, and one mutation per rule
+"""Reliability and exposure rules (infra/checks/policy/rules.py) over every bundle, and one mutation per rule
 proving each is caught, with the object named."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from infra.policy import rules
-from infra.policy.violations import object_id
+from infra.checks.policy import rules
+from infra.checks.policy.violations import object_id
 from tests.policy.conftest import find
 
 Objects = list[dict[str, Any]]
@@ -59,30 +60,72 @@ def _set_offline(objects: Objects) -> None:
 
 # rule -> (bundle to mutate, mutation, the object the violation must name)
 MUTATIONS: dict[str, tuple[str, Callable[[Objects], None], Callable[[Objects], dict]]] = {
-    "rules.pdb-present": ("stack:local", lambda o: _drop(o, "PodDisruptionBudget"), lambda o: _deployment(o, "retrieval")),
-    "rules.pdb-allows-drain": ("stack:prod", lambda o: find(o, "PodDisruptionBudget")["spec"].update(maxUnavailable=0),
-                               lambda o: find(o, "PodDisruptionBudget")),
+    "rules.pdb-present": (
+        "stack:local",
+        lambda o: _drop(o, "PodDisruptionBudget"),
+        lambda o: _deployment(o, "retrieval"),
+    ),
+    "rules.pdb-allows-drain": (
+        "stack:prod",
+        lambda o: find(o, "PodDisruptionBudget")["spec"].update(maxUnavailable=0),
+        lambda o: find(o, "PodDisruptionBudget"),
+    ),
     "rules.spread": ("stack:prod", lambda o: _pod(o).pop("topologySpreadConstraints"), _deployment),
-    "rules.autoscaler-sane": ("stack:staging", lambda o: find(o, "HorizontalPodAutoscaler")["spec"].update(minReplicas=4, maxReplicas=4),
-                              lambda o: find(o, "HorizontalPodAutoscaler")),
-    "rules.no-replicas-with-autoscaler": ("stack:prod", lambda o: _deployment(o)["spec"].update(replicas=3), _deployment),
+    "rules.autoscaler-sane": (
+        "stack:staging",
+        lambda o: find(o, "HorizontalPodAutoscaler")["spec"].update(minReplicas=4, maxReplicas=4),
+        lambda o: find(o, "HorizontalPodAutoscaler"),
+    ),
+    "rules.no-replicas-with-autoscaler": (
+        "stack:prod",
+        lambda o: _deployment(o)["spec"].update(replicas=3),
+        _deployment,
+    ),
     "rules.probes": ("stack:dev", lambda o: _server(o).update(livenessProbe=_server(o)["readinessProbe"]), _deployment),
     "rules.budgets": ("stack:dev", lambda o: _pod(o).update(terminationGracePeriodSeconds=30), _deployment),
-    "rules.gpu-request-equals-limit": ("stack:prod-amd", lambda o: _server(o)["resources"]["requests"].update({"amd.com/gpu": "2"}), _deployment),
-    "rules.ephemeral-storage": ("chart:nvidia-whole-gpu", lambda o: _server(o)["resources"]["requests"].pop("ephemeral-storage"), _deployment),
+    "rules.gpu-request-equals-limit": (
+        "stack:prod-amd",
+        lambda o: _server(o)["resources"]["requests"].update({"amd.com/gpu": "2"}),
+        _deployment,
+    ),
+    "rules.ephemeral-storage": (
+        "chart:nvidia-whole-gpu",
+        lambda o: _server(o)["resources"]["requests"].pop("ephemeral-storage"),
+        _deployment,
+    ),
     "rules.priority-class": ("chart:amd-cpx-keda", lambda o: _pod(o).pop("priorityClassName"), _deployment),
-    "rules.no-secret-literals": ("chart:pvc-offline-secrets", lambda o: _server(o)["env"].append({"name": "HF_TOKEN", "value": "x"}), _deployment),
-    "rules.service-selects-pods": ("stack:dev", lambda o: find(o, "Service")["spec"]["selector"].update({"app.kubernetes.io/instance": "typo"}),
-                                   lambda o: find(o, "Service")),
-    "rules.networkpolicy-selects-pods": ("stack:dev", lambda o: _policy(o, "allow-serving")["spec"]["podSelector"]["matchLabels"].update(
-        {"app.kubernetes.io/component": "embedding-sever"}), lambda o: _policy(o, "allow-serving")),
+    "rules.no-secret-literals": (
+        "chart:pvc-offline-secrets",
+        lambda o: _server(o)["env"].append({"name": "HF_TOKEN", "value": "x"}),
+        _deployment,
+    ),
+    "rules.service-selects-pods": (
+        "stack:dev",
+        lambda o: find(o, "Service")["spec"]["selector"].update({"app.kubernetes.io/instance": "typo"}),
+        lambda o: find(o, "Service"),
+    ),
+    "rules.networkpolicy-selects-pods": (
+        "stack:dev",
+        lambda o: _policy(o, "allow-serving")["spec"]["podSelector"]["matchLabels"].update(
+            {"app.kubernetes.io/component": "embedding-sever"}
+        ),
+        lambda o: _policy(o, "allow-serving"),
+    ),
     "rules.pod-isolated": ("stack:dev", lambda o: _drop(o, "NetworkPolicy"), _deployment),
     "net.default-deny": ("stack:prod", lambda o: o.remove(_policy(o, "default-deny")), lambda o: find(o, "Namespace")),
-    "net.ingress-restricted": ("stack:prod", lambda o: _policy(o, "allow-serving")["spec"]["ingress"][0]["from"].append(
-        {"ipBlock": {"cidr": "0.0.0.0/0"}}), lambda o: _policy(o, "allow-serving")),
+    "net.ingress-restricted": (
+        "stack:prod",
+        lambda o: _policy(o, "allow-serving")["spec"]["ingress"][0]["from"].append({"ipBlock": {"cidr": "0.0.0.0/0"}}),
+        lambda o: _policy(o, "allow-serving"),
+    ),
     "net.egress-restricted": ("stack:dev", _set_offline, lambda o: _policy(o, "allow-model-hub")),
-    "net.httproute-embeddings-only": ("stack:prod", lambda o: find(o, "HTTPRoute")["spec"]["rules"][0]["filters"][0]["urlRewrite"]["path"].update(
-        replaceFullPath="/pooling"), lambda o: find(o, "HTTPRoute")),
+    "net.httproute-embeddings-only": (
+        "stack:prod",
+        lambda o: find(o, "HTTPRoute")["spec"]["rules"][0]["filters"][0]["urlRewrite"]["path"].update(
+            replaceFullPath="/pooling"
+        ),
+        lambda o: find(o, "HTTPRoute"),
+    ),
 }
 
 
@@ -102,12 +145,16 @@ def test_each_rule_catches_its_violation_and_names_the_object(bundle_copy, rule_
     assert object_id(culprit(objects)) in {v.object for v in violations}, violations
 
 
-@pytest.mark.parametrize("variant", [
-    ("maxUnavailable 0%", {"maxUnavailable": "0%"}),
-    ("minAvailable = replicas", {"minAvailable": 3}),
-    ("minAvailable 100%", {"minAvailable": "100%"}),
-    ("no unhealthyPodEvictionPolicy", {"unhealthyPodEvictionPolicy": None}),
-], ids=lambda v: v[0])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        ("maxUnavailable 0%", {"maxUnavailable": "0%"}),
+        ("minAvailable = replicas", {"minAvailable": 3}),
+        ("minAvailable 100%", {"minAvailable": "100%"}),
+        ("no unhealthyPodEvictionPolicy", {"unhealthyPodEvictionPolicy": None}),
+    ],
+    ids=lambda v: v[0],
+)
 def test_pdb_blocking_a_drain_in_any_form_is_caught(bundle_copy, variant):
     objects = bundle_copy("stack:prod")
     pdb = find(objects, "PodDisruptionBudget", lambda o: o["metadata"]["name"].endswith("retrieval"))  # min 3 replicas
@@ -119,8 +166,11 @@ def test_pdb_blocking_a_drain_in_any_form_is_caught(bundle_copy, variant):
     assert rules.check_rule(rules.rule("rules.pdb-allows-drain"), objects)[1]
 
 
-@pytest.mark.parametrize("path", [{"type": "PathPrefix", "value": "/retrieval/v1/embeddings"},
-                                  {"type": "Exact", "value": "/retrieval/pooling"}], ids=["prefix", "unrewritten-pooling"])
+@pytest.mark.parametrize(
+    "path",
+    [{"type": "PathPrefix", "value": "/retrieval/v1/embeddings"}, {"type": "Exact", "value": "/retrieval/pooling"}],
+    ids=["prefix", "unrewritten-pooling"],
+)
 def test_route_reaching_anything_but_embeddings_and_models_is_caught(bundle_copy, path):
     objects = bundle_copy("stack:prod")
     rule = find(objects, "HTTPRoute")["spec"]["rules"][0]
@@ -139,7 +189,11 @@ def test_routes_of_one_bundle_on_two_hosts_are_caught(bundle_copy):
 def test_selector_matching_follows_label_selector_semantics():
     labels = {"app": "x", "tier": "gpu"}
     assert rules.selector_matches({}, labels)
-    assert rules.selector_matches({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["gpu", "cpu"]}]}, labels)
-    assert not rules.selector_matches({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["gpu"]}]}, labels)
+    assert rules.selector_matches(
+        {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["gpu", "cpu"]}]}, labels
+    )
+    assert not rules.selector_matches(
+        {"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["gpu"]}]}, labels
+    )
     assert rules.selector_matches({"matchExpressions": [{"key": "zone", "operator": "DoesNotExist"}]}, labels)
     assert not rules.selector_matches({"matchLabels": {"app": "y"}}, labels)

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.config import REPO_ROOT, stack_file, stack_names
-from infra.policy import secrets
+from infra.checks.policy import secrets
+from infra.core.paths import REPO_ROOT
+from infra.core.stackfile import stack_file, stack_names
 
 
 def test_repository_holds_no_secret():
@@ -77,16 +78,44 @@ def test_the_copy_is_clean_before_planting(repo_copy):
 
 
 PLANTS = [
-    ("hf token in chart values", "charts/jina-embeddings/values.yaml", lambda t: t + f"\n# debug: {FAKE_HF}\n", "Hugging Face token"),
-    ("private key in a new file", "tools/deploy-key", lambda t: f"{FAKE_KEY_HEADER}\nb3BlbnNzaC1rZXktdjEAAAAA\n", "private key"),
-    ("plain-text apiKey in a stack file", "Pulumi.prod.yaml", lambda t: t + f"  jina-embeddings:apiKey: {FAKE_API_KEY}\n",
-     "plain-text value under secret-like key config.jina-embeddings:apiKey"),
-    ("plain-text password in values", "charts/jina-embeddings/ci/nvidia-whole-gpu-values.yaml", lambda t: t + "registryPassword: hunter2\n",
-     "plain-text value under secret-like key registryPassword"),
-    ("random literal in code", "infra/catalog.py", lambda t: t + f'\nHF_API_TOKEN = "{FAKE_API_KEY}"\n', "random-looking literal assigned to HF_API_TOKEN"),
-    ("Secret with data in the export", "manifests/prod/platform/secret-leak.yaml",
-     lambda t: yaml.safe_dump({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "leak"}, "data": {"token": "aGZfeHh4"}}),
-     "Secret/leak carries data"),
+    (
+        "hf token in chart values",
+        "charts/jina-embeddings/values.yaml",
+        lambda t: t + f"\n# debug: {FAKE_HF}\n",
+        "Hugging Face token",
+    ),
+    (
+        "private key in a new file",
+        "tools/deploy-key",
+        lambda t: f"{FAKE_KEY_HEADER}\nb3BlbnNzaC1rZXktdjEAAAAA\n",
+        "private key",
+    ),
+    (
+        "plain-text apiKey in a stack file",
+        "Pulumi.prod.yaml",
+        lambda t: t + f"  jina-embeddings:apiKey: {FAKE_API_KEY}\n",
+        "plain-text value under secret-like key config.jina-embeddings:apiKey",
+    ),
+    (
+        "plain-text password in values",
+        "charts/jina-embeddings/ci/nvidia-whole-gpu-values.yaml",
+        lambda t: t + "registryPassword: hunter2\n",
+        "plain-text value under secret-like key registryPassword",
+    ),
+    (
+        "random literal in code",
+        "infra/core/catalog.py",
+        lambda t: t + f'\nHF_API_TOKEN = "{FAKE_API_KEY}"\n',
+        "random-looking literal assigned to HF_API_TOKEN",
+    ),
+    (
+        "Secret with data in the export",
+        "manifests/prod/platform/secret-leak.yaml",
+        lambda t: yaml.safe_dump(
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "leak"}, "data": {"token": "aGZfeHh4"}}
+        ),
+        "Secret/leak carries data",
+    ),
 ]
 
 
@@ -110,20 +139,31 @@ def test_a_planted_secret_is_caught_and_located(repo_copy, plant):
 
 
 def test_reference_keys_and_non_secret_values_are_not_flagged():
-    document = {"secrets": {"apiKeySecretName": "jina-embeddings-api-key", "hfTokenSecretName": "hf"},
-                "weights": {"hfToken": {"existingSecret": "hf-token", "key": "token"}},
-                "spec": {"automountServiceAccountToken": False, "maxNumBatchedTokens": 8192},
-                "jina-embeddings:apiKey": {"secure": "v1:AAAA"}}
+    document = {
+        "secrets": {"apiKeySecretName": "jina-embeddings-api-key", "hfTokenSecretName": "hf"},
+        "weights": {"hfToken": {"existingSecret": "hf-token", "key": "token"}},
+        "spec": {"automountServiceAccountToken": False, "maxNumBatchedTokens": 8192},
+        "jina-embeddings:apiKey": {"secure": "v1:AAAA"},
+    }
     assert secrets.scan_document(document, "x") == []
     assert secrets.scan_document({"jina-embeddings:hfToken": "hf_plain"}, "x")
 
 
-@pytest.mark.parametrize("document, where", [
-    ({"jina-embeddings:apiKey": {"value": "plain-text-api-key-value"}}, "jina-embeddings:apiKey.value"),   # nested under the key
-    ({"registryTokens": ["first-plain-registry-token"]}, "registryTokens[0]"),                              # a list, plural key
-    ({"aws:secretKey": "plain-secret-access-key-value"}, "aws:secretKey"),                                   # cloud credential pair
-    ({"auth": {"secrets": {"apiKey": "plain-text-api-key-value"}}}, "auth.secrets.apiKey"),                 # nested secret keys: one finding
-])
+@pytest.mark.parametrize(
+    "document, where",
+    [
+        (
+            {"jina-embeddings:apiKey": {"value": "plain-text-api-key-value"}},
+            "jina-embeddings:apiKey.value",
+        ),  # nested under the key
+        ({"registryTokens": ["first-plain-registry-token"]}, "registryTokens[0]"),  # a list, plural key
+        ({"aws:secretKey": "plain-secret-access-key-value"}, "aws:secretKey"),  # cloud credential pair
+        (
+            {"auth": {"secrets": {"apiKey": "plain-text-api-key-value"}}},
+            "auth.secrets.apiKey",
+        ),  # nested secret keys: one finding
+    ],
+)
 def test_secret_values_are_found_however_they_are_nested(document, where):
     findings = secrets.scan_document(document, "x")
     assert [f.kind for f in findings] == [f"plain-text value under secret-like key {where}"]

@@ -1,4 +1,4 @@
-"""Runs the Pulumi program (infra.program.run) under `pulumi.runtime.set_mocks`, fed a stack's config
+"""Runs the Pulumi program (infra.sinks.pulumi.program.run) under `pulumi.runtime.set_mocks`, fed a stack's config
 the way the engine feeds it, and records every resource registration.
 
 The engine's language host passes config as strings (JSON for mappings and lists), decrypts
@@ -12,14 +12,16 @@ from __future__ import annotations
 import copy
 import json
 import runpy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import pulumi
 from pulumi.runtime.mocks import MockMonitor, MockResourceArgs
 
-from infra import program
-from infra.config import PROJECT, REPO_ROOT
+from infra.core.names import PROJECT
+from infra.core.paths import REPO_ROOT
+from infra.sinks.pulumi import program
 
 # Plaintexts that stand in for `pulumi config set --secret` values; tests grep for them everywhere.
 PLAINTEXT = {
@@ -161,9 +163,14 @@ def _run_entry_point() -> dict[str, Any]:
     return dict(pulumi.runtime.settings.get_root_resource().outputs)  # type: ignore[union-attr]
 
 
-def run_program(env: str, stack_config: Mapping[str, Any], namespace_output: str | None = None,
-                expect_error: bool = False, entry_point: bool = False) -> ProgramRun:
-    """Run infra.program.run() for stack `env` with the given stack-file config (entry_point: through
+def run_program(
+    env: str,
+    stack_config: Mapping[str, Any],
+    namespace_output: str | None = None,
+    expect_error: bool = False,
+    entry_point: bool = False,
+) -> ProgramRun:
+    """Run infra.sinks.pulumi.program.run() for stack `env` with the given stack-file config (entry_point: through
     infra/__main__.py, as the engine does). With expect_error, the program's exception is returned in
     ProgramRun.error (with what was registered before it)."""
     mocks = RecordingMocks(namespace_output)
@@ -189,5 +196,7 @@ def run_program(env: str, stack_config: Mapping[str, Any], namespace_output: str
     finally:
         pulumi.runtime.set_all_config({}, [])
     if expect_error and error is None:
-        raise AssertionError(f"stack {env}: the program was expected to fail but registered {len(mocks.registered)} resource(s)")
+        raise AssertionError(
+            f"stack {env}: the program was expected to fail but registered {len(mocks.registered)} resource(s)"
+        )
     return ProgramRun(env, mocks.registered, monitor, exports, error)

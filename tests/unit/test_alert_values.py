@@ -1,12 +1,13 @@
-"""The `prometheusRule` values each release gets (infra.alerts) and the stack config behind them."""
+"""The `prometheusRule` values each release gets (infra.core.thresholds) and the stack config behind them."""
 
 from __future__ import annotations
 
 import pytest
 
-from infra.alerts import DEFAULT_THRESHOLDS, format_duration, parse_duration
-from infra.config import ConfigError, load, read_stack_file
-from infra.plan import build, build_for_env
+from infra.core.config import ConfigError, load
+from infra.core.plan import build, build_for_env, measured_constants
+from infra.core.stackfile import read_stack_file
+from infra.core.thresholds import DEFAULT_THRESHOLDS, format_duration, parse_duration
 
 
 def test_prod_releases_get_rules_linking_their_env_pages_and_derived_thresholds():
@@ -17,8 +18,9 @@ def test_prod_releases_get_rules_linking_their_env_pages_and_derived_thresholds(
         t = rule["thresholds"]
         assert t["backlogWaitingPerPod"] == 4 * plan.config.autoscaling.target_waiting_per_pod
         assert parse_duration(t["podNotReadyFor"]) >= max(900, release.sizing.startup_budget_seconds + 300)
-        assert {k: v for k, v in t.items() if k not in ("backlogWaitingPerPod", "podNotReadyFor")} == \
-            {k: v for k, v in DEFAULT_THRESHOLDS.items() if k not in ("backlogWaitingPerPod", "podNotReadyFor")}
+        assert {k: v for k, v in t.items() if k not in ("backlogWaitingPerPod", "podNotReadyFor")} == {
+            k: v for k, v in DEFAULT_THRESHOLDS.items() if k not in ("backlogWaitingPerPod", "podNotReadyFor")
+        }
 
 
 def test_dev_has_no_rules():
@@ -27,15 +29,27 @@ def test_dev_has_no_rules():
 
 def test_runbook_base_url_is_stack_config():
     raw = read_stack_file("prod")
-    raw["jina-embeddings:monitoring"] = {**raw["jina-embeddings:monitoring"], "runbookBaseUrl": "https://git.example.com/ops/blob/main/docs/runbooks"}
-    plan = build(load(raw, "prod"))
-    assert plan.releases[0].values["prometheusRule"]["runbookBaseUrl"] == "https://git.example.com/ops/blob/main/docs/runbooks/prod"
+    raw["jina-embeddings:monitoring"] = {
+        **raw["jina-embeddings:monitoring"],
+        "runbookBaseUrl": "https://git.example.com/ops/blob/main/docs/runbooks",
+    }
+    plan = build(load(raw, "prod"), measured_constants())
+    assert (
+        plan.releases[0].values["prometheusRule"]["runbookBaseUrl"]
+        == "https://git.example.com/ops/blob/main/docs/runbooks/prod"
+    )
 
 
-@pytest.mark.parametrize("monitoring, path", [
-    ({"serviceMonitor": False, "prometheusRule": True}, "monitoring.prometheusRule"),
-    ({"serviceMonitor": True, "prometheusRule": True, "runbookBaseUrl": "docs/runbooks/"}, "monitoring.runbookBaseUrl"),
-])
+@pytest.mark.parametrize(
+    "monitoring, path",
+    [
+        ({"serviceMonitor": False, "prometheusRule": True}, "monitoring.prometheusRule"),
+        (
+            {"serviceMonitor": True, "prometheusRule": True, "runbookBaseUrl": "docs/runbooks/"},
+            "monitoring.runbookBaseUrl",
+        ),
+    ],
+)
 def test_bad_monitoring_config_names_the_key(monitoring, path):
     raw = read_stack_file("dev")
     raw["jina-embeddings:monitoring"] = monitoring

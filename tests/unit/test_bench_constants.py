@@ -11,13 +11,13 @@ import ast
 from types import SimpleNamespace
 from typing import Any
 
-from infra.accelerators import GPU_MODELS
-from infra.catalog import SHAPE
-from infra.config import REPO_ROOT
+from infra.core.accelerators import GPU_MODELS
+from infra.core.catalog import SHAPE
+from infra.core.paths import REPO_ROOT
 
 BENCH = REPO_ROOT / "bench" / "gpu_sizing_benchmark.py"
 TREE = ast.parse(BENCH.read_text(), filename=str(BENCH))
-# bench FULL_SHAPE key (transformers' Qwen3Config) -> infra.catalog.ModelShape field
+# bench FULL_SHAPE key (transformers' Qwen3Config) -> infra.core.catalog.ModelShape field
 SHAPE_FIELDS = {
     "hidden_size": "hidden_size",
     "num_hidden_layers": "num_layers",
@@ -48,8 +48,11 @@ def _literal(name: str) -> Any:
 
 def _kv_arith_expression() -> ast.expr:
     """The right-hand side of `kv_arith = ...` in the bench's main()."""
-    found = [node.value for node in ast.walk(TREE) if isinstance(node, ast.Assign)
-             and any(isinstance(t, ast.Name) and t.id == "kv_arith" for t in node.targets)]
+    found = [
+        node.value
+        for node in ast.walk(TREE)
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "kv_arith" for t in node.targets)
+    ]
     assert len(found) == 1, f"expected one kv_arith assignment in {BENCH.name}, found {len(found)}"
     return found[0]
 

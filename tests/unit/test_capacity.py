@@ -9,24 +9,36 @@ import sys
 
 import pytest
 
-from infra import calibration
-from infra.accelerators import GPU_MODELS, gpu_slice
-from infra.capacity import (MIN_HA_REPLICAS, TARGET_UTILIZATION, parse_slice, plan_capacity, plan_pool, plan_variant,
-                            slice_capacity)
-from infra.config import REPO_ROOT, load_stack
-from infra.sizing import CONSTANTS, VLLM_CUDA_GRAPH_ALLOWANCE
+from infra.core import calibration
+from infra.core.accelerators import GPU_MODELS, gpu_slice
+from infra.core.capacity import (
+    MIN_HA_REPLICAS,
+    TARGET_UTILIZATION,
+    parse_slice,
+    plan_capacity,
+    plan_pool,
+    plan_variant,
+    slice_capacity,
+)
+from infra.core.paths import BENCH_RESULT, REPO_ROOT
+from infra.core.plan import measured_constants
+from infra.core.sizing import VLLM_CUDA_GRAPH_ALLOWANCE
+from infra.core.stackfile import load_stack
 
 CAL = calibration.load()
+CONSTANTS = measured_constants()
 H100 = GPU_MODELS["nvidia-h100-80gb"]
 
 
 def test_sizing_constants_are_the_measured_ones():
-    raw = json.loads(calibration.BENCH_RESULT.read_text())
+    raw = json.loads(BENCH_RESULT.read_text())
     assert raw["env"]["gpu_name"].startswith("NVIDIA H100")
     assert CONSTANTS.weights_bytes == raw["weights"]["param_bytes"] == 596_049_920 * 2
     assert CONSTANTS.activation_bytes_per_batched_token == raw["activation_summary"]["max_bytes_per_token"]
     assert CONSTANTS.runtime_overhead_bytes == raw["memory"]["non_torch_bytes_max"] + VLLM_CUDA_GRAPH_ALLOWANCE
-    assert raw["kv_cache"]["measured"]["allocated_delta_bytes_per_token"] == 114_688  # the arithmetic KV figure, measured
+    assert (
+        raw["kv_cache"]["measured"]["allocated_delta_bytes_per_token"] == 114_688
+    )  # the arithmetic KV figure, measured
 
 
 def test_best_throughput_uses_the_shortest_measured_length_covering_the_mean():
@@ -37,17 +49,17 @@ def test_best_throughput_uses_the_shortest_measured_length_covering_the_mean():
 
 
 def test_slice_throughput_scales_by_peak_and_share():
-    whole = slice_capacity(H100, gpu_slice(H100, "whole"), 256)
-    mig = slice_capacity(H100, gpu_slice(H100, "mig", mig_profile="1g.10gb"), 256)
+    whole = slice_capacity(H100, gpu_slice(H100, "whole"), 256, CAL)
+    mig = slice_capacity(H100, gpu_slice(H100, "mig", mig_profile="1g.10gb"), 256, CAL)
     assert whole.tokens_per_second == pytest.approx(whole.measured.tokens_per_second * TARGET_UTILIZATION)
     assert mig.tokens_per_second == pytest.approx(whole.tokens_per_second / 7)
     l4 = GPU_MODELS["nvidia-l4"]
-    quarter = slice_capacity(l4, gpu_slice(l4, "time-sliced", shared_replicas=4), 256)
+    quarter = slice_capacity(l4, gpu_slice(l4, "time-sliced", shared_replicas=4), 256, CAL)
     assert quarter.tokens_per_second == pytest.approx(whole.tokens_per_second * 121.0 / 989.4 / 4)
 
 
 def test_replicas_and_hpa_bounds_known_numbers():
-    capacity = slice_capacity(H100, gpu_slice(H100, "whole"), 256)
+    capacity = slice_capacity(H100, gpu_slice(H100, "whole"), 256, CAL)
     per = capacity.tokens_per_second
     v = plan_variant("retrieval", "p", capacity, peak_tokens_per_second=10 * per, off_peak_fraction=0.25)
     assert v.peak_replicas == 10 and v.min_replicas == 3  # ceil(2.5)
@@ -63,7 +75,7 @@ def test_pool_gpus_and_nodes_known_numbers():
 
 def test_prod_packs_seven_variant_replicas_per_gpu():
     cfg = load_stack("prod")
-    plan = plan_capacity(cfg, peak_tokens_per_second=50_000, mean_input_tokens=256)
+    plan = plan_capacity(cfg, CAL, CONSTANTS, peak_tokens_per_second=50_000, mean_input_tokens=256)
     (pool,) = plan.pools
     assert pool.gpus == math.ceil(pool.slices / 7)
     assert sum(v.peak_replicas for v in plan.variants) == pool.slices
@@ -77,11 +89,16 @@ def test_parse_slice_errors_name_the_allowed_values():
 
 
 def run_capacity(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "infra", "capacity", *args], cwd=REPO_ROOT, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "infra", "capacity", *args], cwd=REPO_ROOT, capture_output=True, text=True
+    )
 
 
-README_COMMANDS = [line.split("#")[0].split()[4:] for line in (REPO_ROOT / "README.md").read_text().splitlines()
-                   if line.startswith(".venv/bin/python -m infra capacity")]
+README_COMMANDS = [
+    line.split("#")[0].split()[4:]
+    for line in (REPO_ROOT / "README.md").read_text().splitlines()
+    if line.startswith(".venv/bin/python -m infra capacity")
+]
 
 
 @pytest.mark.parametrize("args", README_COMMANDS, ids=[" ".join(a) for a in README_COMMANDS])

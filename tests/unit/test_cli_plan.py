@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from infra.config import REPO_ROOT, stack_names
+from infra.core.paths import REPO_ROOT
+from infra.core.stackfile import stack_names
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -36,8 +37,19 @@ def test_plan_json_lists_every_variant_with_its_placement_and_budgets(env, stack
 def test_plan_text_shows_the_work():
     proc = run_cli("plan", "--env", "prod")
     assert proc.returncode == 0, proc.stderr
-    for fragment in ("== retrieval", "nodeSelector:", "tolerations:", "requests:", "limits:", "/dev/shm:",
-                     "vllm serve jinaai/", "--gpu-memory-utilization=", "startup /health", "sizing:", "KV needed"):
+    for fragment in (
+        "== retrieval",
+        "nodeSelector:",
+        "tolerations:",
+        "requests:",
+        "limits:",
+        "/dev/shm:",
+        "vllm serve jinaai/",
+        "--gpu-memory-utilization=",
+        "startup /health",
+        "sizing:",
+        "KV needed",
+    ):
         assert fragment in proc.stdout, fragment
 
 
@@ -47,7 +59,9 @@ def test_unknown_stack_is_a_usage_error():
 
 
 def test_invalid_stack_config_is_a_usage_error_listing_every_problem(tmp_path):
-    (tmp_path / "Pulumi.broken.yaml").write_text("config:\n  jina-embeddings:namespace: Bad_NS\n  jina-embeddings:rollout: sideways\n")
+    (tmp_path / "Pulumi.broken.yaml").write_text(
+        "config:\n  jina-embeddings:namespace: Bad_NS\n  jina-embeddings:rollout: sideways\n"
+    )
     proc = run_cli("plan", "--env", "broken", "--stack-dir", str(tmp_path))
     assert proc.returncode == 2 and proc.stdout == ""
     for key in ("jina-embeddings:namespace", "jina-embeddings:rollout", "jina-embeddings:pools"):
@@ -57,15 +71,19 @@ def test_invalid_stack_config_is_a_usage_error_listing_every_problem(tmp_path):
 def test_a_variant_the_stack_does_not_enable_is_a_usage_error_without_traceback():
     proc = run_cli("smoke", "--env", "dev", "--variant", "nope")
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip() == "error: variant 'nope' is not enabled in stack dev; enabled: retrieval, text-matching, classification, clustering"
+    assert (
+        proc.stderr.strip()
+        == "error: variant 'nope' is not enabled in stack dev; enabled: retrieval, text-matching, classification, clustering"
+    )
 
 
 def test_a_key_error_from_a_bug_is_not_disguised_as_bad_input(monkeypatch, capsys):
     from infra import cli
+    from infra.cli import plan as plan_command
 
     def buggy(args):
         return {}["missing"]
 
-    monkeypatch.setattr(cli, "register_plan", lambda sub: sub.add_parser("plan").set_defaults(func=buggy))
+    monkeypatch.setattr(plan_command, "cmd_plan", buggy)
     with pytest.raises(KeyError):
-        cli.main(["plan"])
+        cli.main(["plan", "--env", "dev"])

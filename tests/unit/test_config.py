@@ -6,7 +6,10 @@ import copy
 
 import pytest
 
-from infra.config import PROJECT, ConfigError, SecretValue, load, load_stack, read_stack_file, stack_names
+from infra.core.config import ConfigError, SecretValue, load
+from infra.core.names import PROJECT
+from infra.core.plan import build, measured_constants
+from infra.core.stackfile import load_stack, read_stack_file, stack_names
 
 
 def base_config() -> dict:
@@ -53,44 +56,142 @@ BAD_CONFIGS = [
     ("max-model-len-too-long", with_change("maxModelLen", 65536), "maxModelLen", "from 512 to 32768"),
     ("max-model-len-not-number", with_change("maxModelLen", "8k"), "maxModelLen", "whole number"),
     ("no-pools", with_change("pools", None, delete=True), "pools", "at least one GPU pool"),
-    ("pool-vendor-enum", with_change("pools.gpu-h100.vendor", "intel"), "pools.gpu-h100.vendor", "allowed values: nvidia, amd"),
+    (
+        "pool-vendor-enum",
+        with_change("pools.gpu-h100.vendor", "intel"),
+        "pools.gpu-h100.vendor",
+        "allowed values: nvidia, amd",
+    ),
     ("pool-gpu-unknown", with_change("pools.gpu-h100.gpu", "nvidia-b200"), "pools.gpu-h100.gpu", "allowed values"),
-    ("pool-gpu-vendor-mismatch", with_change("pools.gpu-h100.gpu", "amd-mi300x"), "pools.gpu-h100.gpu", "is an amd GPU but the pool's vendor is nvidia"),
-    ("mig-profile-not-offered", with_change("pools.gpu-h100", {"vendor": "nvidia", "gpu": "nvidia-h100-80gb", "slice": "mig", "migProfile": "1g.5gb"}),
-     "pools.gpu-h100.migProfile", "not offered by nvidia-h100-80gb"),
-    ("time-sliced-one-replica", with_change("pools.gpu-h100", {"vendor": "nvidia", "gpu": "nvidia-l4", "slice": "time-sliced", "sharedReplicas": 1, "nodes": 4}),
-     "pools.gpu-h100.sharedReplicas", "sharedReplicas >= 2"),
+    (
+        "pool-gpu-vendor-mismatch",
+        with_change("pools.gpu-h100.gpu", "amd-mi300x"),
+        "pools.gpu-h100.gpu",
+        "is an amd GPU but the pool's vendor is nvidia",
+    ),
+    (
+        "mig-profile-not-offered",
+        with_change(
+            "pools.gpu-h100", {"vendor": "nvidia", "gpu": "nvidia-h100-80gb", "slice": "mig", "migProfile": "1g.5gb"}
+        ),
+        "pools.gpu-h100.migProfile",
+        "not offered by nvidia-h100-80gb",
+    ),
+    (
+        "time-sliced-one-replica",
+        with_change(
+            "pools.gpu-h100",
+            {"vendor": "nvidia", "gpu": "nvidia-l4", "slice": "time-sliced", "sharedReplicas": 1, "nodes": 4},
+        ),
+        "pools.gpu-h100.sharedReplicas",
+        "sharedReplicas >= 2",
+    ),
     ("cpx-on-nvidia", with_change("pools.gpu-h100.slice", "amd-cpx"), "pools.gpu-h100.slice", "no CPX"),
-    ("amd-pool-without-render-gid", with_change("pools.gpu-h100", {"vendor": "amd", "gpu": "amd-mi300x", "nodes": 2}),
-     "pools.gpu-h100.renderGroupId", "render"),
-    ("bad-label-key", with_change("pools.gpu-h100.nodeSelector", {"bad key!": "x"}), "pools.gpu-h100.nodeSelector.bad key!", "not a valid label key"),
-    ("bad-toleration-effect", with_change("pools.gpu-h100.tolerations", [{"key": "gpu", "effect": "Sometimes"}]),
-     "pools.gpu-h100.tolerations[0].effect", "NoSchedule"),
+    (
+        "amd-pool-without-render-gid",
+        with_change("pools.gpu-h100", {"vendor": "amd", "gpu": "amd-mi300x", "nodes": 2}),
+        "pools.gpu-h100.renderGroupId",
+        "render",
+    ),
+    (
+        "bad-label-key",
+        with_change("pools.gpu-h100.nodeSelector", {"bad key!": "x"}),
+        "pools.gpu-h100.nodeSelector.bad key!",
+        "not a valid label key",
+    ),
+    (
+        "bad-toleration-effect",
+        with_change("pools.gpu-h100.tolerations", [{"key": "gpu", "effect": "Sometimes"}]),
+        "pools.gpu-h100.tolerations[0].effect",
+        "NoSchedule",
+    ),
     ("image-tag-latest", with_change("pools.gpu-h100.imageTag", "latest"), "pools.gpu-h100.imageTag", "never 'latest'"),
     ("image-tag-too-old", with_change("pools.gpu-h100.imageTag", "v0.31.0"), "pools.gpu-h100.imageTag", ">= v0.32.0"),
-    ("unknown-variant", with_change("variants.reranking", {"pool": "gpu-h100"}), "variants.reranking", "unknown task variant"),
-    ("variant-unknown-pool", with_change("variants.retrieval.pool", "gpu-h200"), "variants.retrieval.pool", "not a pool of this stack"),
+    (
+        "unknown-variant",
+        with_change("variants.reranking", {"pool": "gpu-h100"}),
+        "variants.reranking",
+        "unknown task variant",
+    ),
+    (
+        "variant-unknown-pool",
+        with_change("variants.retrieval.pool", "gpu-h200"),
+        "variants.retrieval.pool",
+        "not a pool of this stack",
+    ),
     ("variant-unknown-key", with_change("variants.retrieval.gpus", 2), "variants.retrieval.gpus", "unknown key"),
-    ("replicas-and-autoscaling", with_change("variants.classification.minReplicas", 2), "variants.classification.replicas", "not both"),
-    ("min-not-below-max", with_change("variants.retrieval.maxReplicas", 2), "variants.retrieval.maxReplicas", "greater than minReplicas"),
-    ("revision-branch", with_change("variants.retrieval.revision", "main"), "variants.retrieval.revision", "40-character"),
-    ("merged-without-pinned-commit", with_change("variants.clustering", {"pool": "gpu-h100", "replicas": 1}),
-     "variants.clustering.revision", "no pinned commit"),
-    ("no-variant-enabled", with_change("variants", {"retrieval": {"enabled": False}}), "variants", "no task variant is enabled"),
-    ("autoscaling-metric-enum", with_change("autoscaling.metric", "gpu"), "autoscaling.metric", "allowed values: cpu, queue, keda"),
-    ("queue-metric-without-scrape", with_change("autoscaling.metric", "queue"), "monitoring.serviceMonitor", "must scrape the pods"),
+    (
+        "replicas-and-autoscaling",
+        with_change("variants.classification.minReplicas", 2),
+        "variants.classification.replicas",
+        "not both",
+    ),
+    (
+        "min-not-below-max",
+        with_change("variants.retrieval.maxReplicas", 2),
+        "variants.retrieval.maxReplicas",
+        "greater than minReplicas",
+    ),
+    (
+        "revision-branch",
+        with_change("variants.retrieval.revision", "main"),
+        "variants.retrieval.revision",
+        "40-character",
+    ),
+    (
+        "merged-without-pinned-commit",
+        with_change("variants.clustering", {"pool": "gpu-h100", "replicas": 1}),
+        "variants.clustering.revision",
+        "no pinned commit",
+    ),
+    (
+        "no-variant-enabled",
+        with_change("variants", {"retrieval": {"enabled": False}}),
+        "variants",
+        "no task variant is enabled",
+    ),
+    (
+        "autoscaling-metric-enum",
+        with_change("autoscaling.metric", "gpu"),
+        "autoscaling.metric",
+        "allowed values: cpu, queue, keda",
+    ),
+    (
+        "queue-metric-without-scrape",
+        with_change("autoscaling.metric", "queue"),
+        "monitoring.serviceMonitor",
+        "must scrape the pods",
+    ),
     ("offline-with-download", with_change("weights.offline", True), "weights.offline", "pre-populated volume"),
     ("weights-source-enum", with_change("weights.source", "s3"), "weights.source", "allowed values: download, pvc"),
-    ("pvc-size-not-quantity", with_change("weights", {"source": "pvc", "pvcSize": "twenty gigs"}), "weights.pvcSize", "Kubernetes quantity"),
-    ("client-namespace-invalid", with_change("network.clientNamespaces", ["Search_NS"]), "network.clientNamespaces", "namespace name"),
+    (
+        "pvc-size-not-quantity",
+        with_change("weights", {"source": "pvc", "pvcSize": "twenty gigs"}),
+        "weights.pvcSize",
+        "Kubernetes quantity",
+    ),
+    (
+        "client-namespace-invalid",
+        with_change("network.clientNamespaces", ["Search_NS"]),
+        "network.clientNamespaces",
+        "namespace name",
+    ),
     ("plaintext-hf-token", with_change("hfToken", "hf_abcdefghijklmnopqrstuvwxyz0123456789"), "hfToken", "plain text"),
     ("plaintext-unknown-secret-key", with_change("openaiApiKey", "sk-123"), "openaiApiKey", "looks like a secret"),
     ("rollout-enum", with_change("rollout", "recreate"), "rollout", "gpu-constrained, surge"),
-    ("slice-too-small", with_change("pools.gpu-h100", {"vendor": "nvidia", "gpu": "nvidia-l4", "slice": "time-sliced", "sharedReplicas": 8, "nodes": 4}),
-     "variants.retrieval.pool", "cannot hold the model"),
-    ("pool-too-small-for-min-replicas", with_change("pools.gpu-h100.nodes", 1) | {f"{PROJECT}:variants": {"retrieval": {"pool": "gpu-h100", "replicas": 9}}},
-     "pools.gpu-h100.nodes", "need 9"),
-    ("priority-class-value-system-range", with_change("priorityClass.value", 2_000_000_000), "priorityClass.value", "from"),
+    (
+        "pool-too-small-for-min-replicas",
+        with_change("pools.gpu-h100.nodes", 1)
+        | {f"{PROJECT}:variants": {"retrieval": {"pool": "gpu-h100", "replicas": 9}}},
+        "pools.gpu-h100.nodes",
+        "need 9",
+    ),
+    (
+        "priority-class-value-system-range",
+        with_change("priorityClass.value", 2_000_000_000),
+        "priorityClass.value",
+        "from",
+    ),
 ]
 
 
@@ -154,12 +255,15 @@ def test_stacks_cover_the_environments_and_vendors_the_bundle_promises():
     assert {"mig", "time-sliced"} & slices, "at least one stack shares a physical GPU between variants"
 
 
-@pytest.mark.parametrize("path, value", [
-    ("hfToken", "hf_plaintextTOKEN1234567890"),              # a known key stored without --secret
-    ("weights.apiKey", "sk-plaintext-key-1234567890"),        # an unknown nested key that looks like a secret
-    ("secrets.hfToken", "hf_plaintextTOKEN1234567890"),
-    ("pools.gpu-h100.password", "hunter2-plaintext-value"),
-])
+@pytest.mark.parametrize(
+    "path, value",
+    [
+        ("hfToken", "hf_plaintextTOKEN1234567890"),  # a known key stored without --secret
+        ("weights.apiKey", "sk-plaintext-key-1234567890"),  # an unknown nested key that looks like a secret
+        ("secrets.hfToken", "hf_plaintextTOKEN1234567890"),
+        ("pools.gpu-h100.password", "hunter2-plaintext-value"),
+    ],
+)
 def test_error_messages_never_print_a_secret_looking_value(path, value):
     with pytest.raises(ConfigError) as err:
         load(with_change(path, value), "test")
@@ -174,14 +278,28 @@ def test_secret_names_are_not_secrets_and_are_shown():
     assert "secrets.hfTokenSecretName = 'Bad_Name'" in str(err.value)
 
 
-@pytest.mark.parametrize("pool, field, fix", [
-    # time-slicing on AMD: the slice kind is wrong, not the replica count
-    ({"vendor": "amd", "gpu": "amd-mi300x", "slice": "time-sliced", "sharedReplicas": 4, "renderGroupId": 110},
-     "slice", "pools.gpu-h100.slice' amd-cpx"),
-    # MIG on a GPU without MIG: the fix is another slice kind, not an empty profile
-    ({"vendor": "nvidia", "gpu": "nvidia-l4", "slice": "mig", "migProfile": "1g.10gb"}, "slice", "pools.gpu-h100.slice' whole"),
-    ({"vendor": "nvidia", "gpu": "nvidia-h100-80gb", "slice": "mig", "migProfile": "1g.5gb"}, "migProfile", "pools.gpu-h100.migProfile' 1g.10gb"),
-])
+@pytest.mark.parametrize(
+    "pool, field, fix",
+    [
+        # time-slicing on AMD: the slice kind is wrong, not the replica count
+        (
+            {"vendor": "amd", "gpu": "amd-mi300x", "slice": "time-sliced", "sharedReplicas": 4, "renderGroupId": 110},
+            "slice",
+            "pools.gpu-h100.slice' amd-cpx",
+        ),
+        # MIG on a GPU without MIG: the fix is another slice kind, not an empty profile
+        (
+            {"vendor": "nvidia", "gpu": "nvidia-l4", "slice": "mig", "migProfile": "1g.10gb"},
+            "slice",
+            "pools.gpu-h100.slice' whole",
+        ),
+        (
+            {"vendor": "nvidia", "gpu": "nvidia-h100-80gb", "slice": "mig", "migProfile": "1g.5gb"},
+            "migProfile",
+            "pools.gpu-h100.migProfile' 1g.10gb",
+        ),
+    ],
+)
 def test_an_impossible_slice_names_the_field_to_change_and_a_working_value(pool, field, fix):
     with pytest.raises(ConfigError) as err:
         load(with_change("pools.gpu-h100", pool), "test")
@@ -197,10 +315,26 @@ def test_variants_on_an_invalid_pool_get_no_misleading_second_error():
 
 
 def test_weights_job_uses_the_pools_pinned_image_tag():
-    from infra.platform import weights_volume
+    from infra.core.platform_objects import weights_volume
 
     raw = read_stack_file("prod")
     first_pool = next(iter(raw[f"{PROJECT}:pools"]))
     raw[f"{PROJECT}:pools"][first_pool]["imageTag"] = "v0.34.1"
     jobs = [o for o in weights_volume(load(raw, "prod")) if o["kind"] == "Job"]
-    assert [c["image"] for j in jobs for c in j["spec"]["template"]["spec"]["containers"]] == ["vllm/vllm-openai:v0.34.1"]
+    assert [c["image"] for j in jobs for c in j["spec"]["template"]["spec"]["containers"]] == [
+        "vllm/vllm-openai:v0.34.1"
+    ]
+
+
+def test_a_slice_too_small_for_the_model_is_refused_when_planned():
+    """The fit rule belongs to the sizing (it reads the sizing, which reads the config): the plan raises it."""
+    raw = with_change(
+        "pools.gpu-h100",
+        {"vendor": "nvidia", "gpu": "nvidia-l4", "slice": "time-sliced", "sharedReplicas": 8, "nodes": 4},
+    )
+    cfg = load(raw, "test")  # a valid config ...
+    with pytest.raises(ConfigError) as err:
+        build(cfg, measured_constants())  # ... that no plan can size
+    named = [p for p in err.value.problems if p.path == "variants.retrieval.pool"]
+    assert named and "cannot hold the model" in named[0].message
+    assert f"{PROJECT}:variants.retrieval.pool" in str(err.value) and "fix: pulumi config set" in str(err.value)

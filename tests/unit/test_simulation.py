@@ -1,4 +1,4 @@
-"""Simulated node pools (infra/simulation.py): each stack's pools become kwok nodes with the pool's labels,
+"""Simulated node pools (infra/core/simulation.py): each stack's pools become kwok nodes with the pool's labels,
 the vendor's GPU taint and the right amount of the slice's resource (whole GPUs, MIG or shared slices)."""
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ import sys
 import pytest
 import yaml
 
-from infra.accelerators import VENDORS
-from infra.config import REPO_ROOT, load_stack
-from infra.simulation import CPU_ONLY_NODES, simulated_nodes
+from infra.core.accelerators import VENDORS
+from infra.core.paths import REPO_ROOT
+from infra.core.simulation import CPU_ONLY_NODES, simulated_nodes
+from infra.core.stackfile import load_stack
 from tests.conftest import STACKS
 
 
@@ -26,12 +27,16 @@ def test_every_pool_becomes_its_nodes(env):
             node = nodes[f"{pool.name}-{i}"]
             labels = node["metadata"]["labels"]
             assert {k: labels[k] for k in pool.full_node_selector} == pool.full_node_selector
-            assert labels["kubernetes.io/hostname"] == node["metadata"]["name"] and labels["topology.kubernetes.io/zone"]
+            assert (
+                labels["kubernetes.io/hostname"] == node["metadata"]["name"] and labels["topology.kubernetes.io/zone"]
+            )
             assert VENDORS[pool.vendor].default_toleration.key in {t["key"] for t in node["spec"]["taints"]}
             assert node["status"]["allocatable"][resource] == node["status"]["capacity"][resource] == str(per_node)
             other_gpus = [r for r in node["status"]["capacity"] if "/" in r and r != resource]
             assert not other_gpus, other_gpus
-    cpu_only = [n for n in nodes.values() if n["metadata"]["labels"].get("node-role.jina-embeddings/cpu-only") == "true"]
+    cpu_only = [
+        n for n in nodes.values() if n["metadata"]["labels"].get("node-role.jina-embeddings/cpu-only") == "true"
+    ]
     assert len(cpu_only) == CPU_ONLY_NODES and all("taints" not in n["spec"] for n in cpu_only)
     assert all("/" not in r for n in cpu_only for r in n["status"]["capacity"])
 
@@ -45,8 +50,15 @@ def test_a_mig_pool_offers_its_slices():
 
 
 def test_cli_prints_the_nodes_deterministically():
-    run = lambda: subprocess.run([sys.executable, "-m", "infra", "cluster-nodes", "--env", "local"], cwd=REPO_ROOT,
-                                 capture_output=True, text=True, check=True).stdout
+    def run():
+        return subprocess.run(
+            [sys.executable, "-m", "infra", "cluster-nodes", "--env", "local"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
     first = run()
     assert first == run()
     docs = list(yaml.safe_load_all(first))

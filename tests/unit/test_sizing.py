@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from infra.accelerators import GIB, GPU_MODELS, MIB, gpu_slice
-from infra.catalog import MERGED_DOWNLOAD_BYTES, SHAPE
-from infra.config import load_stack, sizing_request, stack_names
-from infra.sizing import SizingConstants, SizingRequest, SliceTooSmall, size
+from infra.core.accelerators import GIB, GPU_MODELS, MIB, gpu_slice
+from infra.core.catalog import MERGED_DOWNLOAD_BYTES, SHAPE
+from infra.core.plan import measured_constants
+from infra.core.sizing import (
+    SizingConstants,
+    SizingRequest,
+    SliceTooSmall,
+    size,
+    sizing_request,
+)
+from infra.core.stackfile import load_stack, stack_names
 
 # Round constants so every expected figure below can be checked by hand.
 KNOWN = SizingConstants(
@@ -16,7 +23,6 @@ KNOWN = SizingConstants(
     activation_bytes_per_batched_token=64 * 1024,
     cold_start_seconds=60,
     weight_load_bytes_per_second=1 * GIB,
-    default_download_bytes_per_second=100e6,
     utilization_headroom=0.08,
     kv_batches=2,
     host_base_bytes=4 * GIB,
@@ -27,6 +33,7 @@ KNOWN = SizingConstants(
     startup_probe_period_seconds=10,
     startup_safety_factor=2.0,
 )
+CONSTANTS = measured_constants()
 H100 = GPU_MODELS["nvidia-h100-80gb"]
 
 
@@ -37,7 +44,16 @@ def test_kv_bytes_per_token_of_qwen3_0_6b():
 
 def test_whole_h100_known_numbers():
     whole = gpu_slice(H100, "whole")
-    s = size(SizingRequest(whole, max_model_len=8192, download_bytes=1_000_000_000, weights_on_volume=False), KNOWN)
+    s = size(
+        SizingRequest(
+            whole,
+            max_model_len=8192,
+            download_bytes=1_000_000_000,
+            weights_on_volume=False,
+            download_bytes_per_second=100e6,
+        ),
+        KNOWN,
+    )
     assert s.max_num_batched_tokens == 16384  # a whole large GPU gets the large batch budget
     assert s.max_num_seqs == 16384 // 32 == 512
     assert s.gpu_memory_utilization == 0.92  # budget == visible memory: vLLM's own default
@@ -55,7 +71,12 @@ def test_whole_h100_known_numbers():
 def test_time_sliced_share_sets_the_utilization_fraction():
     l4 = GPU_MODELS["nvidia-l4"]
     quarter = gpu_slice(l4, "time-sliced", shared_replicas=4)
-    s = size(SizingRequest(quarter, max_model_len=4096, download_bytes=0, weights_on_volume=True), KNOWN)
+    s = size(
+        SizingRequest(
+            quarter, max_model_len=4096, download_bytes=0, weights_on_volume=True, download_bytes_per_second=100e6
+        ),
+        KNOWN,
+    )
     # each pod may use 1/4 of the GPU x 0.92: 0.23 of what the process sees
     assert s.gpu_memory_utilization == 0.23
     assert s.max_num_batched_tokens == 8192
@@ -66,7 +87,12 @@ def test_time_sliced_share_sets_the_utilization_fraction():
 def test_mig_slice_uses_its_own_memory():
     mig = gpu_slice(H100, "mig", mig_profile="1g.10gb")
     assert mig.resource_name == "nvidia.com/mig-1g.10gb" and mig.per_gpu == 7
-    s = size(SizingRequest(mig, max_model_len=8192, download_bytes=0, weights_on_volume=True), KNOWN)
+    s = size(
+        SizingRequest(
+            mig, max_model_len=8192, download_bytes=0, weights_on_volume=True, download_bytes_per_second=100e6
+        ),
+        KNOWN,
+    )
     assert s.gpu_memory_utilization == 0.92
     assert s.usable_bytes == int(10e9 * 0.92)
     assert s.cpu_request_millicores == 2600  # 2000 + 4000/7 rounded up to 100m
@@ -75,7 +101,12 @@ def test_mig_slice_uses_its_own_memory():
 def test_a_slice_the_model_cannot_fit_is_refused_with_the_numbers():
     eighth = gpu_slice(GPU_MODELS["nvidia-l4"], "time-sliced", shared_replicas=8)
     with pytest.raises(SliceTooSmall) as err:
-        size(SizingRequest(eighth, max_model_len=32768, download_bytes=0, weights_on_volume=True), KNOWN)
+        size(
+            SizingRequest(
+                eighth, max_model_len=32768, download_bytes=0, weights_on_volume=True, download_bytes_per_second=100e6
+            ),
+            KNOWN,
+        )
     message = str(err.value)
     assert "cannot hold the model" in message and "32768 tokens" in message and "GiB" in message
     assert err.value.fitting_batched_tokens == 2048
@@ -84,10 +115,25 @@ def test_a_slice_the_model_cannot_fit_is_refused_with_the_numbers():
 def test_refusal_suggests_a_context_that_really_fits():
     sixth = gpu_slice(GPU_MODELS["nvidia-l4"], "time-sliced", shared_replicas=6)
     with pytest.raises(SliceTooSmall) as err:
-        size(SizingRequest(sixth, max_model_len=16384, download_bytes=0, weights_on_volume=True))
+        size(
+            SizingRequest(
+                sixth, max_model_len=16384, download_bytes=0, weights_on_volume=True, download_bytes_per_second=25e6
+            ),
+            CONSTANTS,
+        )
     fits = err.value.fitting_max_model_len
     assert fits > 0
-    size(SizingRequest(sixth, max_model_len=fits, download_bytes=0, weights_on_volume=True, max_num_batched_tokens=2048))
+    size(
+        SizingRequest(
+            sixth,
+            max_model_len=fits,
+            download_bytes=0,
+            weights_on_volume=True,
+            download_bytes_per_second=25e6,
+            max_num_batched_tokens=2048,
+        ),
+        CONSTANTS,
+    )
 
 
 @pytest.mark.parametrize("env", stack_names())
@@ -95,17 +141,20 @@ def test_every_stack_variant_fits_its_slice_with_headroom(env):
     cfg = load_stack(env)
     for variant in cfg.variants.values():
         pool = cfg.pool_of(variant)
-        s = size(sizing_request(variant, pool.slice, cfg.weights))
+        s = size(sizing_request(variant, pool.slice, cfg.weights), CONSTANTS)
         used = s.weights_bytes + s.runtime_overhead_bytes + s.activation_bytes + s.kv_required_bytes
         assert used <= s.usable_bytes <= pool.slice.memory_budget_bytes * 0.92 + 1, (env, variant.name)
         # what vLLM may take never exceeds this pod's share of a shared GPU
-        assert s.gpu_memory_utilization * pool.slice.visible_memory_bytes <= pool.slice.memory_budget_bytes, (env, variant.name)
+        assert s.gpu_memory_utilization * pool.slice.visible_memory_bytes <= pool.slice.memory_budget_bytes, (
+            env,
+            variant.name,
+        )
         assert s.kv_cache_tokens >= variant.max_model_len, (env, variant.name)
         assert s.startup_budget_seconds >= s.startup_seconds_estimate, (env, variant.name)
 
 
 def test_download_size_drives_the_startup_budget():
     whole = gpu_slice(H100, "whole")
-    fast = size(SizingRequest(whole, 8192, MERGED_DOWNLOAD_BYTES, False, download_bytes_per_second=1e9))
-    slow = size(SizingRequest(whole, 8192, MERGED_DOWNLOAD_BYTES, False, download_bytes_per_second=10e6))
+    fast = size(SizingRequest(whole, 8192, MERGED_DOWNLOAD_BYTES, False, download_bytes_per_second=1e9), CONSTANTS)
+    slow = size(SizingRequest(whole, 8192, MERGED_DOWNLOAD_BYTES, False, download_bytes_per_second=10e6), CONSTANTS)
     assert slow.startup_budget_seconds > fast.startup_budget_seconds + 200

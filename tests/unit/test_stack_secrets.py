@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.config import REPO_ROOT
+from infra.core.paths import REPO_ROOT
 
 SECRET_LIKE = re.compile(r"(?i)token|key|password|secret")
 HF_TOKEN = re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")  # a Hugging Face access token, under any key
@@ -60,15 +60,19 @@ def plaintext_secrets(path: Path) -> list[str]:
             if isinstance(value, str) and HF_TOKEN.search(value):
                 findings.append(f"{path.name}: {where}: value looks like a Hugging Face token")
             elif trail and _secret_like(trail):
-                findings.append(f"{path.name}: {where}: plaintext under a secret-like key; "
-                                f"use `pulumi config set --secret` (the file must hold `secure:` ciphertext)")
+                findings.append(
+                    f"{path.name}: {where}: plaintext under a secret-like key; "
+                    f"use `pulumi config set --secret` (the file must hold `secure:` ciphertext)"
+                )
 
     walk(yaml.safe_load(path.read_text()) or {}, ())
     return findings
 
 
 def test_stack_files_exist():
-    assert {p.name for p in STACK_FILES} >= {f"Pulumi.{e}.yaml" for e in ("dev", "staging", "prod", "prod-amd", "local")}
+    assert {p.name for p in STACK_FILES} >= {
+        f"Pulumi.{e}.yaml" for e in ("dev", "staging", "prod", "prod-amd", "local")
+    }
 
 
 @pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.name)
@@ -105,17 +109,22 @@ def test_the_scan_fails_on_a_leaky_stack_file(tmp_path):
     leaky.write_text(LEAKY_STACK)
     findings = plaintext_secrets(leaky)
     flagged = sorted(f.split(": ", 2)[1] for f in findings)
-    assert flagged == sorted([
-        "config.jina-embeddings:hfToken",
-        "config.jina-embeddings:apiKey.value",
-        "config.jina-embeddings:secrets.password",
-        "config.jina-embeddings:registryTokens.[0]",
-        "config.jina-embeddings:registryTokens.[1]",
-        "config.jina-embeddings:notes",
-        "config.aws:secretKey",
-    ]), findings
+    assert flagged == sorted(
+        [
+            "config.jina-embeddings:hfToken",
+            "config.jina-embeddings:apiKey.value",
+            "config.jina-embeddings:secrets.password",
+            "config.jina-embeddings:registryTokens.[0]",
+            "config.jina-embeddings:registryTokens.[1]",
+            "config.jina-embeddings:notes",
+            "config.aws:secretKey",
+        ]
+    ), findings
     # not flagged: Pulumi's encryptionsalt, a Secret *name*, a node label, a taint key, secure: ciphertext
-    assert not any(s in " ".join(findings) for s in ("encryptionsalt", "apiKeySecretName", "nodeSelector", "tolerations", "safeToken"))
+    assert not any(
+        s in " ".join(findings)
+        for s in ("encryptionsalt", "apiKeySecretName", "nodeSelector", "tolerations", "safeToken")
+    )
     assert all("secure" in f or "Hugging Face" in f for f in findings)
 
 

@@ -1,0 +1,213 @@
+"""`python -m infra policy`: every gate over everything the bundle renders, as controls x objects.
+
+Runs the Pod Security controls over every pod template, the rules over every bundle (stacks, chart
+scenarios, the committed export) and the secret scan over the repository, the Helm values and the
+rendered objects. Prints one row per control: objects checked, failures; then every violation with
+the object it names. Exit 1 when anything fails. `--markdown` prints the rows the README quotes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from infra.checks.policy import pss, rules, secrets
+from infra.core.errors import EXIT_FAILED, EXIT_OK
+from infra.core.paths import REPO_ROOT
+from infra.core.plan import build_for_env
+from infra.core.stackfile import stack_names
+from infra.sinks import bundles as targets
+
+README = REPO_ROOT / "README.md"
+README_BEGIN, README_END = "<!-- policy-report:begin -->", "<!-- policy-report:end -->"
+
+# Checkov checks that cover the same ground (they run too: `make checkov`, tests/policy/test_checkov.py).
+CHECKOV_EQUIVALENTS = {
+    "pss.privileged": "CKV_K8S_16",
+    "pss.hostNamespaces": "CKV_K8S_17/18/19",
+    "pss.hostPorts": "CKV_K8S_26",
+    "pss.capabilities_baseline": "CKV_K8S_25/39",
+    "pss.capabilities_restricted": "CKV_K8S_28/37",
+    "pss.allowPrivilegeEscalation": "CKV_K8S_20",
+    "pss.runAsNonRoot": "CKV_K8S_23",
+    "pss.seccompProfile_restricted": "CKV_K8S_31",
+    "rules.probes": "CKV_K8S_8/9",
+    "rules.no-secret-literals": "CKV_K8S_35",
+    "rules.pod-isolated": "CKV2_K8S_6",
+}
+
+
+@dataclass
+class Row:
+    gate: str
+    control: str
+    summary: str
+    checked: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def pss_rows(bundles: Mapping[str, list[dict[str, Any]]]) -> list[Row]:
+    pods = [(name, obj) for name, objects in bundles.items() for obj in objects if pss.pod_template(obj) is not None]
+    rows = []
+    for control in pss.CONTROLS:
+        row = Row(f"Pod Security {control.level}", control.name, control.summary, checked=len(pods))
+        for name, obj in pods:
+            row.failures += [f"{name}: {v}" for v in pss.check_object(obj, pss.RESTRICTED) if v.control == control.name]
+        rows.append(row)
+    return rows
+
+
+def rule_rows(bundles: Mapping[str, list[dict[str, Any]]]) -> list[Row]:
+    rows = []
+    for r in rules.RULES:
+        row = Row("network" if r.name.startswith("net.") else "reliability", r.name, r.summary)
+        for name, objects in bundles.items():
+            checked, violations = rules.check_rule(r, objects)
+            row.checked += checked
+            row.failures += [f"{name}: {v}" for v in violations]
+        rows.append(row)
+    return rows
+
+
+def secret_rows(bundles: Mapping[str, list[dict[str, Any]]], envs: list[str]) -> list[Row]:
+    files = secrets.repo_files()
+    repo = Row(
+        "secrets",
+        "secrets.repository",
+        "token patterns and plain-text secret-like keys in tracked files",
+        checked=len(files),
+        failures=[str(f) for f in secrets.scan_repo(files=files)],
+    )
+    values = [(env, r) for env in envs for r in build_for_env(env).releases]
+    helm_values = Row(
+        "secrets", "secrets.helm-values", "the Helm values every release is installed with", checked=len(values)
+    )
+    for env, release in values:
+        helm_values.failures += [
+            str(f) for f in secrets.scan_objects([release.values], f"values:{env}/{release.variant}")
+        ]
+    rendered = Row(
+        "secrets",
+        "secrets.rendered",
+        "rendered and exported objects: no Secret with data, no token",
+        checked=sum(len(objects) for objects in bundles.values()),
+    )
+    for name, objects in bundles.items():
+        rendered.failures += [str(f) for f in secrets.scan_objects(objects, name)]
+    return [repo, helm_values, rendered]
+
+
+def build_rows(
+    envs: list[str], with_scenarios: bool, with_exports: bool
+) -> tuple[dict[str, list[dict[str, Any]]], list[Row]]:
+    bundles = targets.bundles(envs, with_scenarios=with_scenarios, with_exports=with_exports)
+    return bundles, pss_rows(bundles) + rule_rows(bundles) + secret_rows(bundles, envs)
+
+
+def enforced_by(control: str) -> str:
+    """Where a control is enforced besides tests/policy (which runs every row): README legend."""
+    from infra.checks.policy.pack import MANDATORY_RULES
+
+    where = []
+    if control.startswith("pss."):
+        where += ["admission", "pack!"]
+    elif control in MANDATORY_RULES:
+        where.append("pack!")
+    elif control.startswith(("rules.", "net.")):
+        where.append("pack")
+    if control in CHECKOV_EQUIVALENTS:
+        where.append(CHECKOV_EQUIVALENTS[control])
+    return ", ".join(where) or "tests only"
+
+
+def markdown(rows: list[Row], bundles: Mapping[str, list[dict[str, Any]]]) -> str:
+    kinds = {"stack": "stacks", "chart": "chart scenarios", "export": "exported stacks"}
+    counts = ", ".join(f"{sum(1 for b in bundles if b.startswith(k + ':'))} {v}" for k, v in kinds.items())
+    lines = [
+        f"Generated by `python -m infra policy --write-readme` over {counts}: "
+        f"{sum(len(v) for v in bundles.values())} objects. Every row is also a test in `tests/policy/`.",
+        "",
+        "| gate | control | requires | enforced by | objects checked | failures |",
+        "| --- | --- | --- | --- | ---: | ---: |",
+    ]
+    lines += [
+        f"| {r.gate} | `{r.control}` | {r.summary} | {enforced_by(r.control)} | {r.checked} | {len(r.failures)} |"
+        for r in rows
+    ]
+    lines.append(
+        f"| **total** | {len(rows)} controls | | | **{sum(r.checked for r in rows)}** | **{sum(len(r.failures) for r in rows)}** |"
+    )
+    return "\n".join(lines)
+
+
+def readme_block(text: str) -> str:
+    """The generated table between the README's markers."""
+    if README_BEGIN not in text or README_END not in text:
+        raise ValueError(f'README.md lacks the {README_BEGIN} ... {README_END} markers (section "Security controls")')
+    return text.split(README_BEGIN, 1)[1].split(README_END, 1)[0].strip()
+
+
+def write_readme(table: str, path=README) -> bool:
+    """Replace the block between the markers; True when the file changed."""
+    text = path.read_text()
+    current = readme_block(text)
+    if current == table:
+        return False
+    path.write_text(text.replace(current, table, 1))
+    return True
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    envs = args.env or stack_names()
+    bundles, rows = build_rows(envs, not args.no_scenarios, not args.no_exports)
+    failures = sum(len(r.failures) for r in rows)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "bundles": {k: len(v) for k, v in bundles.items()},
+                    "controls": [
+                        {"gate": r.gate, "control": r.control, "checked": r.checked, "failures": r.failures}
+                        for r in rows
+                    ],
+                },
+                indent=2,
+                sort_keys=True,
+            )
+        )
+    elif args.markdown:
+        print(markdown(rows, bundles))
+    elif args.write_readme:
+        changed = write_readme(markdown(rows, bundles))
+        print(f"README.md: the Security controls table {'was updated' if changed else 'is up to date'}")
+    else:
+        print(f"{len(bundles)} bundles, {sum(len(v) for v in bundles.values())} objects: {', '.join(bundles)}")
+        width = max(len(r.control) for r in rows)
+        for r in rows:
+            print(f"  {r.control:<{width}}  {r.checked:>5} checked  {len(r.failures):>3} failed")
+        for r in rows:
+            for failure in r.failures:
+                print(f"FAIL {failure}")
+        print(f"{len(rows)} controls, {sum(r.checked for r in rows)} control x object checks, {failures} failures")
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "policy",
+        help="Pod Security, reliability, network and secret gates over every stack, chart scenario and export",
+        description="Exit codes: 0 every control holds, 1 a control fails (each failure names the object), 2 bad input.",
+    )
+    p.add_argument("--env", action="append", help=f"only this stack (repeatable): {', '.join(stack_names())}")
+    p.add_argument("--no-scenarios", action="store_true", help="skip the chart's ci/*-values.yaml scenarios")
+    p.add_argument("--no-exports", action="store_true", help="skip the committed manifests/<env>/ trees")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="machine-readable output")
+    out.add_argument("--markdown", action="store_true", help="the table README.md quotes")
+    out.add_argument(
+        "--write-readme", action="store_true", help='rewrite that table in README.md (section "Security controls")'
+    )
+    p.set_defaults(func=cmd_policy)

@@ -1,0 +1,65 @@
+"""`python -m infra status --env ENV`: the stack's health on a live cluster (infra.ops.status)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from infra.core.config import ConfigError
+from infra.core.errors import EXIT_DEGRADED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from infra.core.plan import build_for_env
+from infra.ops import status as status_module
+from infra.ops.status import (
+    ClusterUnreachable,
+    api_client,
+    fetch,
+    render_text,
+    report_json,
+)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    try:
+        plan = build_for_env(args.env)
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        client = api_client(args.kubeconfig, args.context)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        exists, report = fetch(plan, client)
+    except ClusterUnreachable as exc:
+        print(f"error: cluster unreachable: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    finally:
+        client.close()
+    if not exists:
+        print(
+            f"error: namespace {plan.namespace} does not exist on {client.configuration.host}: stack {plan.env} is not "
+            f"deployed in this cluster (wrong kube context? `kubectl config current-context`), or not yet "
+            f"(pulumi up, or apply manifests/{plan.env}/)",
+            file=sys.stderr,
+        )
+        return EXIT_DEGRADED
+    print(report_json(report) if args.json else render_text(report))
+    return EXIT_OK if report.healthy else EXIT_DEGRADED
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from infra.core.stackfile import stack_names
+
+    p = sub.add_parser(
+        "status",
+        help="replicas, autoscalers, GPU pools and warning events of a deployed stack (read-only)",
+        description=status_module.__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--env", required=True, help=f"stack name: {', '.join(stack_names())}")
+    p.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    p.add_argument("--context", help="kube context (default: the current context)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)

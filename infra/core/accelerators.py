@@ -1,0 +1,247 @@
+"""Accelerator profiles as data: GPU vendors, GPU models and the slices a pod can ask for.
+
+Differences between NVIDIA and AMD, and between a whole GPU, a MIG profile, time-sliced replicas and
+an AMD compute partition, live in these tables and nowhere else. Sources: research notes
+anchors-features.md "(b) Facts we must get exactly right" (GFD labels, device-plugin resource
+names, AMD node labeller) and reliability-security.md §2.3 (what a GPU pod needs for PSS).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIB = 1024**2
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class Toleration:
+    key: str
+    operator: str = "Exists"  # Exists | Equal
+    effect: str = "NoSchedule"  # NoSchedule | PreferNoSchedule | NoExecute
+    value: str | None = None
+
+    def manifest(self) -> dict:
+        out = {"key": self.key, "operator": self.operator, "effect": self.effect}
+        if self.value is not None:
+            out["value"] = self.value
+        return out
+
+
+@dataclass(frozen=True)
+class VendorProfile:
+    """What changes with the GPU vendor: image, device-plugin resource prefix, node labels, taints and
+    the pod security settings the vendor's device nodes need."""
+
+    name: str
+    image_repository: str
+    # vLLM >= 0.32.0 fixes the pooling hang for inputs of exactly max_model_len (vllm#55427).
+    image_tag: str
+    whole_gpu_resource: str
+    # Label every GPU node of the vendor carries (GPU Operator / NFD), used as the base node selector.
+    presence_label: tuple[str, str]
+    # Label key whose value names the GPU model (GFD nvidia.com/gpu.product, AMD node labeller).
+    product_label_key: str
+    # The NoSchedule taint GPU node pools conventionally carry; the pods tolerate it.
+    default_toleration: Toleration
+    # Non-root processes need the host's `video` (44) and `render` groups to open /dev/kfd and
+    # /dev/dri/renderD* on AMD (ROCm/k8s-device-plugin#39); NVIDIA device nodes are world-rw.
+    needs_render_groups: bool
+
+
+VENDORS: dict[str, VendorProfile] = {
+    "nvidia": VendorProfile(
+        name="nvidia",
+        image_repository="vllm/vllm-openai",
+        image_tag="v0.33.0",
+        whole_gpu_resource="nvidia.com/gpu",
+        presence_label=("nvidia.com/gpu.present", "true"),
+        product_label_key="nvidia.com/gpu.product",
+        default_toleration=Toleration(key="nvidia.com/gpu"),
+        needs_render_groups=False,
+    ),
+    "amd": VendorProfile(
+        name="amd",
+        image_repository="vllm/vllm-openai-rocm",
+        image_tag="v0.33.0",
+        whole_gpu_resource="amd.com/gpu",
+        presence_label=("feature.node.kubernetes.io/amd-gpu", "true"),
+        product_label_key="amd.com/gpu.product-name",
+        default_toleration=Toleration(key="amd.com/gpu"),
+        needs_render_groups=True,
+    ),
+}
+
+# Group id of `video` on the common GPU node images; `render` differs per node OS (105-110 seen),
+# so pools name it (`renderGroupId`).
+VIDEO_GROUP_ID = 44
+
+
+@dataclass(frozen=True)
+class GpuModel:
+    key: str
+    vendor: str
+    product_label: str  # value of the vendor's product label on such a node
+    memory_bytes: int  # what the device reports as total memory
+    dense_bf16_tflops: float  # vendor datasheet, dense (no sparsity)
+    mig_profiles: tuple[str, ...] = ()  # NVIDIA MIG profiles this model offers
+    cpx_partitions: int = 0  # AMD compute partitions per GPU in CPX mode (0: not supported)
+
+
+GPU_MODELS: dict[str, GpuModel] = {
+    "nvidia-l4": GpuModel("nvidia-l4", "nvidia", "NVIDIA-L4", 23034 * MIB, 121.0),
+    "nvidia-a100-80gb": GpuModel(
+        "nvidia-a100-80gb",
+        "nvidia",
+        "NVIDIA-A100-SXM4-80GB",
+        81920 * MIB,
+        312.0,
+        mig_profiles=("1g.10gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb"),
+    ),
+    "nvidia-h100-80gb": GpuModel(
+        "nvidia-h100-80gb",
+        "nvidia",
+        "NVIDIA-H100-80GB-HBM3",
+        81559 * MIB,
+        989.4,
+        mig_profiles=("1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb"),
+    ),
+    "nvidia-h200": GpuModel(
+        "nvidia-h200",
+        "nvidia",
+        "NVIDIA-H200",
+        143771 * MIB,
+        989.4,
+        mig_profiles=("1g.18gb", "1g.35gb", "2g.35gb", "3g.71gb", "4g.71gb", "7g.141gb"),
+    ),
+    "amd-mi300x": GpuModel(
+        # 192 GB HBM3 (decimal, conservative); CPX splits it into 8 logical GPUs (AMD quick-start guide).
+        "amd-mi300x",
+        "amd",
+        "AMD_Instinct_MI300X_OAM",
+        192 * 10**9,
+        1307.4,
+        cpx_partitions=8,
+    ),
+}
+
+# MIG profile "<g>g.<mem>gb": g of the GPU's 7 compute slices and <mem> GB of memory. Per-GPU counts
+# are NVIDIA's MIG user guide figures for the 80 GB / 141 GB parts.
+_MIG_PER_GPU = {
+    "1g.10gb": 7,
+    "1g.20gb": 4,
+    "2g.20gb": 3,
+    "3g.40gb": 2,
+    "4g.40gb": 1,
+    "7g.80gb": 1,
+    "1g.18gb": 7,
+    "1g.35gb": 4,
+    "2g.35gb": 3,
+    "3g.71gb": 2,
+    "4g.71gb": 1,
+    "7g.141gb": 1,
+}
+
+SLICE_KINDS = ("whole", "mig", "time-sliced", "amd-cpx")
+
+
+@dataclass(frozen=True)
+class GpuSlice:
+    """What one pod gets: the resource it asks for, the memory it may plan on, the share of one GPU's
+    compute, and the node labels that identify nodes offering this slice."""
+
+    kind: str
+    resource_name: str
+    # Memory this pod may plan on (MIG and CPX: the partition; time-sliced: an equal share).
+    memory_budget_bytes: int
+    # Memory the vLLM process sees as "total" (what --gpu-memory-utilization is a fraction of).
+    visible_memory_bytes: int
+    compute_share: float
+    per_gpu: int  # pods of this slice one physical GPU holds
+    node_labels: tuple[tuple[str, str], ...]
+    description: str
+
+
+class SliceError(ValueError):
+    """A slice the GPU cannot offer. `field` is the pool key to change and `example` a value that works,
+    so config validation can print a `pulumi config set` that fixes it."""
+
+    def __init__(self, message: str, field: str, example: str | int):
+        super().__init__(message)
+        self.field = field
+        self.example = example
+
+
+def gpu_slice(gpu: GpuModel, kind: str, *, mig_profile: str = "", shared_replicas: int = 0) -> GpuSlice:
+    """Build the slice a pool offers. Raises SliceError naming the allowed values on bad input."""
+    vendor = VENDORS[gpu.vendor]
+    if kind == "whole":
+        return GpuSlice(
+            kind,
+            vendor.whole_gpu_resource,
+            gpu.memory_bytes,
+            gpu.memory_bytes,
+            1.0,
+            1,
+            (),
+            f"one whole {gpu.product_label}",
+        )
+    if kind == "mig":
+        if not gpu.mig_profiles:
+            raise SliceError(f"{gpu.key} has no MIG; use slice 'whole'", "slice", "whole")
+        if mig_profile not in gpu.mig_profiles:
+            raise SliceError(
+                f"MIG profile {mig_profile!r} is not offered by {gpu.key}; allowed: {', '.join(gpu.mig_profiles)}",
+                "migProfile",
+                gpu.mig_profiles[0],
+            )
+        compute_slices = int(mig_profile.split("g.")[0])
+        memory = int(mig_profile.split("g.")[1].removesuffix("gb")) * 10**9  # nominal GB, conservative
+        return GpuSlice(
+            kind,
+            f"nvidia.com/mig-{mig_profile}",
+            memory,
+            memory,
+            compute_slices / 7,
+            _MIG_PER_GPU[mig_profile],
+            (("nvidia.com/mig.strategy", "mixed"),),
+            f"MIG {mig_profile} of a {gpu.product_label} ({_MIG_PER_GPU[mig_profile]} per GPU)",
+        )
+    if kind == "time-sliced":
+        if gpu.vendor != "nvidia":
+            raise SliceError(
+                f"time-slicing is an NVIDIA device-plugin feature; {gpu.key} is {gpu.vendor}",
+                "slice",
+                "amd-cpx" if gpu.cpx_partitions else "whole",
+            )
+        if shared_replicas < 2:
+            raise SliceError(f"time-sliced pools need sharedReplicas >= 2, got {shared_replicas}", "sharedReplicas", 4)
+        # Time-slicing shares compute but does not isolate memory: each replica must stay inside an
+        # equal share, which the sizing enforces through --gpu-memory-utilization.
+        return GpuSlice(
+            kind,
+            "nvidia.com/gpu.shared",
+            gpu.memory_bytes // shared_replicas,
+            gpu.memory_bytes,
+            1.0 / shared_replicas,
+            shared_replicas,
+            (("nvidia.com/gpu.sharing-strategy", "time-slicing"), ("nvidia.com/gpu.replicas", str(shared_replicas))),
+            f"1/{shared_replicas} of a time-sliced {gpu.product_label}",
+        )
+    if kind == "amd-cpx":
+        if not gpu.cpx_partitions:
+            raise SliceError(f"{gpu.key} has no CPX compute partitioning; use slice 'whole'", "slice", "whole")
+        # NPS4 splits memory into 4 quadrants of 48 GB; two CPX partitions share one, 24 GB each.
+        memory = gpu.memory_bytes // gpu.cpx_partitions
+        return GpuSlice(
+            kind,
+            "amd.com/gpu",
+            memory,
+            memory,
+            1.0 / gpu.cpx_partitions,
+            gpu.cpx_partitions,
+            # ROCm node labeller: amd.com/compute-memory-partition = <compute>_<memory> mode.
+            (("amd.com/compute-memory-partition", "cpx_nps4"),),
+            f"CPX partition of an {gpu.product_label} ({gpu.cpx_partitions} per GPU)",
+        )
+    raise SliceError(f"unknown slice kind {kind!r}; allowed: {', '.join(SLICE_KINDS)}", "slice", "whole")

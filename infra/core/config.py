@@ -1,0 +1,966 @@
+"""Stack configuration: `Pulumi.<env>.yaml` parsed once into frozen, validated objects.
+
+`load()` is the only reader of stack config. It collects every problem before it fails, and each
+problem names the config key (`jina-embeddings:<path>`), the bad value, what is allowed and the
+`pulumi config set` command that fixes it. Nothing is planned, rendered or registered from an invalid
+config. Defaults live in this module and nowhere else.
+
+The raw input is the stack file's `config:` mapping (the GitOps export reads the YAML file; the
+Pulumi program passes the engine's config). Secret values arrive as `SecretValue` markers: the plan
+only needs to know that a secret was given, never its plaintext.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from infra.core.accelerators import (
+    GPU_MODELS,
+    SLICE_KINDS,
+    VENDORS,
+    VIDEO_GROUP_ID,
+    GpuModel,
+    GpuSlice,
+    SliceError,
+    Toleration,
+    gpu_slice,
+)
+from infra.core.catalog import (
+    SERVING_MODES,
+    SHAPE,
+    VARIANT_NAMES,
+    VARIANTS,
+    default_served_model_name,
+)
+from infra.core.names import PROJECT
+
+AUTOSCALING_METRICS = ("cpu", "queue", "keda")
+WEIGHT_SOURCES = ("download", "pvc")
+ROLLOUTS = ("gpu-constrained", "surge")
+PVC_ACCESS_MODES = ("ReadWriteMany", "ReadOnlyMany", "ReadWriteOnce")
+TOLERATION_OPERATORS = ("Exists", "Equal")
+TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+MIN_MAX_MODEL_LEN, MAX_MAX_MODEL_LEN = 512, SHAPE.max_position_embeddings
+# Images older than this serve pooling requests of exactly max_model_len forever (vllm#55427).
+MIN_VLLM_VERSION = (0, 32, 0)
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+# A precise host name (Gateway API Hostname without the wildcard form): one host, one route.
+_HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$")
+_IMAGE_TAG = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_SERVED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,252}$")  # the chart schema's servedModelName pattern
+_SECRET_HINT = re.compile(r"(?i)(token|password|secret|apikey|api_key|credential)")
+
+
+@dataclass(frozen=True)
+class SecretValue:
+    """A config value stored with `pulumi config set --secret`. The plan never sees its plaintext."""
+
+    def __repr__(self) -> str:  # never print a secret, even by accident
+        return "SecretValue(<redacted>)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed configuration
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    name: str
+    vendor: str
+    gpu: str
+    slice_kind: str
+    mig_profile: str
+    shared_replicas: int
+    node_selector: tuple[tuple[str, str], ...]  # extra labels (cloud, node pool), beyond the profile's
+    tolerations: tuple[Toleration, ...]  # extra tolerations, beyond the vendor's GPU taint
+    nodes: int  # nodes in the pool: capacity planning and the simulated cluster use it
+    gpus_per_node: int
+    render_group_id: int | None  # AMD only: the host's `render` group id
+    image_tag: str
+
+    @property
+    def gpu_model(self) -> GpuModel:
+        return GPU_MODELS[self.gpu]
+
+    @property
+    def slice(self) -> GpuSlice:
+        return gpu_slice(
+            self.gpu_model, self.slice_kind, mig_profile=self.mig_profile, shared_replicas=self.shared_replicas
+        )
+
+    @property
+    def full_node_selector(self) -> dict[str, str]:
+        """Vendor presence label, GPU product label, the slice's labels, then the stack's extras."""
+        vendor = VENDORS[self.vendor]
+        labels = {
+            vendor.presence_label[0]: vendor.presence_label[1],
+            vendor.product_label_key: self.gpu_model.product_label,
+        }
+        labels.update(dict(self.slice.node_labels))
+        labels.update(dict(self.node_selector))
+        return labels
+
+    @property
+    def full_tolerations(self) -> tuple[Toleration, ...]:
+        vendor_default = VENDORS[self.vendor].default_toleration
+        return (vendor_default,) + tuple(t for t in self.tolerations if t != vendor_default)
+
+    @property
+    def supplemental_groups(self) -> tuple[int, ...]:
+        if not VENDORS[self.vendor].needs_render_groups:
+            return ()
+        return (VIDEO_GROUP_ID, self.render_group_id) if self.render_group_id is not None else (VIDEO_GROUP_ID,)
+
+    @property
+    def capacity_slices(self) -> int:
+        return self.nodes * self.gpus_per_node * self.slice.per_gpu
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    name: str
+    pool: str
+    serving_mode: str
+    revision: str | None  # overrides the catalog's pinned commit
+    served_model_name: str
+    max_model_len: int
+    max_num_batched_tokens: int | None
+    replicas: int | None  # fixed replica count (no autoscaling)
+    min_replicas: int
+    max_replicas: int
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.replicas is None
+
+
+@dataclass(frozen=True)
+class AutoscalingConfig:
+    metric: str = "cpu"  # cpu works with metrics-server alone; queue and keda need Prometheus
+    target_cpu_utilization: int = 70
+    target_waiting_per_pod: int = 5
+    keda_prometheus_address: str = "http://prometheus-operated.monitoring.svc:9090"
+
+
+@dataclass(frozen=True)
+class WeightsConfig:
+    source: str = "download"
+    offline: bool = False
+    pvc_size: str = "20Gi"
+    pvc_storage_class: str = ""
+    pvc_access_mode: str = "ReadWriteMany"
+    # Download rate from the model hub the startup budget assumes (MB/s), unless the stack says otherwise.
+    download_mbps: float = 25.0
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    client_namespaces: tuple[str, ...] = ()
+    # Only client pods with these labels may connect (in the client namespaces; in the stack's own
+    # namespace when no client namespace is named). Empty: every pod of the client namespaces.
+    client_pod_labels: tuple[tuple[str, str], ...] = ()
+    prometheus_namespace: str = "monitoring"
+    # Labels of the Prometheus pods (Prometheus Operator and kube-prometheus-stack set this one).
+    prometheus_pod_labels: tuple[tuple[str, str], ...] = (("app.kubernetes.io/name", "prometheus"),)
+    gateway_namespace: str = ""
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Optional Gateway API HTTPRoute: one host, a path per variant, only /v1/embeddings and /v1/models."""
+
+    enabled: bool = False
+    host: str = ""
+    parent_name: str = ""  # the Gateway the route attaches to
+    parent_namespace: str = ""
+    parent_section: str = ""  # a listener of that Gateway; empty: every listener that admits the route
+
+
+@dataclass(frozen=True)
+class PriorityClassConfig:
+    name: str = "jina-embeddings-serving"
+    create: bool = True
+    value: int = 100000
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    service_monitor: bool = False
+    prometheus_rule: bool = False
+    grafana_dashboard: bool = False
+    # Each alert's runbook_url is <runbook_base_url>/<env>/<AlertName>.md. The default is the pages'
+    # path in this repository; set your repository's web view (https://.../blob/main/docs/runbooks).
+    runbook_base_url: str = "docs/runbooks"
+
+
+@dataclass(frozen=True)
+class SecretsConfig:
+    hf_token_secret_name: str = ""
+    api_key_secret_name: str = ""
+    hf_token_given: bool = False  # `hfToken` was set with --secret: Pulumi creates the Secret
+    api_key_given: bool = False
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    env: str
+    namespace: str
+    pools: Mapping[str, PoolConfig]
+    variants: Mapping[str, VariantConfig]  # enabled variants only, in catalog order
+    autoscaling: AutoscalingConfig
+    weights: WeightsConfig
+    network: NetworkConfig
+    priority_class: PriorityClassConfig
+    monitoring: MonitoringConfig
+    secrets: SecretsConfig
+    rollout: str
+    gateway: GatewayConfig = GatewayConfig()
+
+    def pool_of(self, variant: VariantConfig) -> PoolConfig:
+        return self.pools[variant.pool]
+
+
+# ---------------------------------------------------------------------------------------------
+# Problems: every error at once
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str  # e.g. "variants.retrieval.pool"
+    value: Any
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{PROJECT}:{self.path} = {self.shown_value}: {self.message}\n    fix: {self.fix}"
+
+    @property
+    def shown_value(self) -> str:
+        """The bad value as the message prints it. A value under a secret-looking key (hfToken,
+        secrets.apiKey, weights.password, ...) is never printed, whatever the key's nesting: errors
+        end up in terminals, CI logs and Pulumi's console. Secret *names* (hfTokenSecretName) are shown."""
+        if isinstance(self.value, SecretValue):
+            return "<secret>"
+        key = re.split(r"[.\[]", self.path)[-1] if self.path else ""
+        if self.value is not None and _SECRET_HINT.search(key) and not key.endswith("SecretName"):
+            return "<redacted>"
+        return repr(self.value)
+
+
+class ConfigError(ValueError):
+    """Raised with every problem of a stack's config; nothing may be planned from it."""
+
+    def __init__(self, env: str, problems: list[Problem]):
+        self.env = env
+        self.problems = problems
+        header = f"stack '{env}' has {len(problems)} invalid config value(s); nothing was planned or applied:"
+        super().__init__("\n".join([header] + [f"  - {p}" for p in problems]))
+
+
+def set_fix(path: str, example: Any) -> str:
+    shown = example if isinstance(example, str) else json.dumps(example)
+    return f"pulumi config set --path '{PROJECT}:{path}' {shown}"
+
+
+class _Reader:
+    """Reads one mapping of raw config, recording problems instead of raising."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+
+    def problem(self, path: str, value: Any, message: str, fix: str) -> None:
+        self.problems.append(Problem(path, value, message, fix))
+
+    def mapping(self, raw: Any, path: str, known: tuple[str, ...] | None = None) -> dict:
+        if raw is None:
+            return {}
+        if not isinstance(raw, Mapping):
+            self.problem(
+                path, raw, "must be a mapping", f"pulumi config rm '{PROJECT}:{path}' and set its keys with --path"
+            )
+            return {}
+        if known is not None:
+            for key in raw:
+                if key not in known:
+                    self.problem(
+                        f"{path}.{key}",
+                        raw[key],
+                        f"unknown key; allowed keys: {', '.join(known)}",
+                        f"pulumi config rm --path '{PROJECT}:{path}.{key}'",
+                    )
+        return dict(raw)
+
+    def string(
+        self,
+        raw: Mapping,
+        key: str,
+        path: str,
+        default: str,
+        *,
+        allowed: tuple[str, ...] = (),
+        pattern: re.Pattern | None = None,
+        what: str = "",
+    ) -> str:
+        value = raw.get(key, default)
+        full = f"{path}.{key}" if path else key
+        if isinstance(value, SecretValue):
+            self.problem(full, value, "must not be a secret", set_fix(full, default or "<value>"))
+            return default
+        if not isinstance(value, str):
+            self.problem(full, value, "must be a string", set_fix(full, default or "<value>"))
+            return default
+        if allowed and value not in allowed:
+            self.problem(full, value, f"allowed values: {', '.join(allowed)}", set_fix(full, allowed[0]))
+            return default
+        if pattern is not None and value and not pattern.match(value):
+            self.problem(full, value, f"must be {what}", set_fix(full, default or "<value>"))
+            return default
+        return value
+
+    def integer(self, raw: Mapping, key: str, path: str, default: int | None, *, low: int, high: int) -> int | None:
+        value = raw.get(key, default)
+        full = f"{path}.{key}" if path else key
+        if value is None:
+            return None
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            value = int(value)  # `pulumi config set` without --path stores numbers as strings
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problem(
+                full,
+                value,
+                f"must be a whole number from {low} to {high}",
+                set_fix(full, default if default is not None else low),
+            )
+            return default
+        if not low <= value <= high:
+            self.problem(full, value, f"must be from {low} to {high}", set_fix(full, min(max(value, low), high)))
+            return default
+        return value
+
+    def number(self, raw: Mapping, key: str, path: str, default: float, *, low: float, high: float) -> float:
+        value = raw.get(key, default)
+        full = f"{path}.{key}" if path else key
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            self.problem(full, value, f"must be a number from {low} to {high}", set_fix(full, default))
+            return default
+        return float(value)
+
+    def boolean(self, raw: Mapping, key: str, path: str, default: bool) -> bool:
+        value = raw.get(key, default)
+        full = f"{path}.{key}" if path else key
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            self.problem(full, value, "must be true or false", set_fix(full, str(default).lower()))
+            return default
+        return value
+
+    def string_list(self, raw: Mapping, key: str, path: str, *, pattern: re.Pattern, what: str) -> tuple[str, ...]:
+        value = raw.get(key, [])
+        full = f"{path}.{key}" if path else key
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(full, value, "must be a list of strings", set_fix(full, ["<value>"]))
+            return ()
+        bad = [v for v in value if not pattern.match(v)]
+        if bad:
+            self.problem(
+                full,
+                value,
+                f"each item must be {what}; bad: {', '.join(bad)}",
+                set_fix(full, [v for v in value if v not in bad] or ["<value>"]),
+            )
+            return ()
+        return tuple(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+# ---------------------------------------------------------------------------------------------
+
+POOL_KEYS = (
+    "vendor",
+    "gpu",
+    "slice",
+    "migProfile",
+    "sharedReplicas",
+    "nodeSelector",
+    "tolerations",
+    "nodes",
+    "gpusPerNode",
+    "renderGroupId",
+    "imageTag",
+)
+VARIANT_KEYS = (
+    "enabled",
+    "pool",
+    "servingMode",
+    "revision",
+    "servedModelName",
+    "maxModelLen",
+    "maxNumBatchedTokens",
+    "replicas",
+    "minReplicas",
+    "maxReplicas",
+)
+TOP_LEVEL_KEYS = (
+    "namespace",
+    "servingMode",
+    "maxModelLen",
+    "pools",
+    "variants",
+    "autoscaling",
+    "weights",
+    "network",
+    "priorityClass",
+    "monitoring",
+    "secrets",
+    "rollout",
+    "hfToken",
+    "apiKey",
+    "gateway",
+)
+SECRET_KEYS = ("hfToken", "apiKey")
+
+
+def _label_key_ok(key: str) -> bool:
+    prefix, _, name = key.rpartition("/")
+    return bool(_LABEL_NAME.match(name)) and (not prefix or (len(prefix) <= 253 and bool(_DNS_SUBDOMAIN.match(prefix))))
+
+
+def _read_labels(
+    r: _Reader, raw: Mapping, key: str, path: str, default: tuple[tuple[str, str], ...] = (), example: str = "<value>"
+) -> tuple[tuple[str, str], ...]:
+    """A label mapping (key -> value), each key and value checked like a node selector's."""
+    if key not in raw:
+        return default
+    labels = []
+    for name, value in sorted(r.mapping(raw.get(key), f"{path}.{key}").items()):
+        if not _label_key_ok(str(name)):
+            r.problem(
+                f"{path}.{key}.{name}",
+                value,
+                "is not a valid label key ([prefix/]name, name <= 63 chars)",
+                f"pulumi config rm --path '{PROJECT}:{path}.{key}.{name}'",
+            )
+        elif not isinstance(value, str) or (value and not _LABEL_NAME.match(value)):
+            r.problem(
+                f"{path}.{key}.{name}",
+                value,
+                "label values must be strings of <= 63 letters, digits, '-', '_', '.'",
+                set_fix(f"{path}.{key}.{name}", example),
+            )
+        else:
+            labels.append((str(name), value))
+    return tuple(labels)
+
+
+def _image_tag_ok(tag: str) -> bool:
+    match = _IMAGE_TAG.match(tag)
+    return bool(match) and tuple(int(x) for x in match.groups()) >= MIN_VLLM_VERSION
+
+
+def _read_pool(r: _Reader, name: str, raw: Any) -> PoolConfig | None:
+    path = f"pools.{name}"
+    if not _DNS_LABEL.match(name):
+        r.problem(
+            path,
+            name,
+            "pool names must be DNS labels (lower case, digits, '-')",
+            f"rename the pool, e.g. pulumi config set --path '{PROJECT}:pools.gpu-h100.vendor' nvidia",
+        )
+    count = len(r.problems)
+    raw = r.mapping(raw, path, POOL_KEYS)
+    vendor = r.string(raw, "vendor", path, "nvidia", allowed=tuple(VENDORS))
+    gpu_names = tuple(k for k, g in GPU_MODELS.items() if g.vendor == vendor)
+    gpu = r.string(raw, "gpu", path, gpu_names[0], allowed=tuple(GPU_MODELS))
+    if gpu in GPU_MODELS and GPU_MODELS[gpu].vendor != vendor:
+        r.problem(
+            f"{path}.gpu",
+            gpu,
+            f"is an {GPU_MODELS[gpu].vendor} GPU but the pool's vendor is {vendor}; {vendor} GPUs: {', '.join(gpu_names)}",
+            set_fix(f"{path}.gpu", gpu_names[0]),
+        )
+    slice_kind = r.string(raw, "slice", path, "whole", allowed=SLICE_KINDS)
+    mig_profile = r.string(raw, "migProfile", path, "")
+    shared = r.integer(raw, "sharedReplicas", path, 0, low=0, high=64) or 0
+    selector = _read_labels(r, raw, "nodeSelector", path, example='"true"')
+    tolerations = []
+    raw_tolerations = raw.get("tolerations", [])
+    if not isinstance(raw_tolerations, list):
+        r.problem(
+            f"{path}.tolerations",
+            raw_tolerations,
+            "must be a list of {key, operator, value, effect}",
+            set_fix(f"{path}.tolerations[0].key", "nvidia.com/gpu"),
+        )
+        raw_tolerations = []
+    for i, item in enumerate(raw_tolerations):
+        tpath = f"{path}.tolerations[{i}]"
+        item = r.mapping(item, tpath, ("key", "operator", "value", "effect"))
+        key = r.string(item, "key", tpath, "")
+        operator = r.string(item, "operator", tpath, "Exists", allowed=TOLERATION_OPERATORS)
+        effect = r.string(item, "effect", tpath, "NoSchedule", allowed=TOLERATION_EFFECTS)
+        value = item.get("value")
+        if not key or not _label_key_ok(key):
+            r.problem(
+                f"{tpath}.key",
+                key,
+                "must be a taint key such as nvidia.com/gpu",
+                set_fix(f"{tpath}.key", "nvidia.com/gpu"),
+            )
+        if operator == "Equal" and not isinstance(value, str):
+            r.problem(
+                f"{tpath}.value", value, "operator Equal needs a string value", set_fix(f"{tpath}.value", "present")
+            )
+        if operator == "Exists" and value is not None:
+            r.problem(
+                f"{tpath}.value",
+                value,
+                "operator Exists takes no value",
+                f"pulumi config rm --path '{PROJECT}:{tpath}.value'",
+            )
+        tolerations.append(
+            Toleration(key=key, operator=operator, effect=effect, value=value if operator == "Equal" else None)
+        )
+    nodes = r.integer(raw, "nodes", path, 1, low=1, high=10000)
+    gpus_per_node = r.integer(raw, "gpusPerNode", path, 8, low=1, high=16)
+    render_gid = r.integer(raw, "renderGroupId", path, None, low=1, high=65535)
+    default_tag = VENDORS[vendor].image_tag  # vendor is valid here: r.string falls back to the default
+    image_tag = r.string(raw, "imageTag", path, default_tag)
+    if image_tag != default_tag and not _image_tag_ok(image_tag):
+        r.problem(
+            f"{path}.imageTag",
+            image_tag,
+            f"must be a pinned release tag vX.Y.Z >= v{'.'.join(map(str, MIN_VLLM_VERSION))} (never 'latest' or 'nightly')",
+            set_fix(f"{path}.imageTag", default_tag),
+        )
+        image_tag = default_tag
+    if vendor == "amd" and "renderGroupId" not in raw:
+        r.problem(
+            f"{path}.renderGroupId",
+            None,
+            "AMD pools need the nodes' `render` group id (it differs per node OS: `getent group render` on a node)",
+            set_fix(f"{path}.renderGroupId", 110),
+        )
+    if vendor != "amd" and "renderGroupId" in raw:
+        r.problem(
+            f"{path}.renderGroupId",
+            raw["renderGroupId"],
+            "only AMD pools use a render group",
+            f"pulumi config rm --path '{PROJECT}:{path}.renderGroupId'",
+        )
+    if len(r.problems) > count:
+        return None
+    pool = PoolConfig(
+        name,
+        vendor,
+        gpu,
+        slice_kind,
+        mig_profile,
+        shared,
+        selector,
+        tuple(tolerations),
+        nodes,
+        gpus_per_node,
+        render_gid,
+        image_tag,
+    )
+    try:
+        _ = pool.slice  # raises SliceError for a slice the GPU cannot offer
+    except SliceError as exc:
+        r.problem(f"{path}.{exc.field}", raw.get(exc.field), str(exc), set_fix(f"{path}.{exc.field}", exc.example))
+        return None
+    return pool
+
+
+def _read_variant(
+    r: _Reader,
+    name: str,
+    raw: Any,
+    pools: Mapping[str, PoolConfig],
+    defaults: Mapping[str, Any],
+    invalid_pools: frozenset[str] = frozenset(),
+) -> VariantConfig | None:
+    path = f"variants.{name}"
+    count = len(r.problems)
+    if name not in VARIANTS:
+        r.problem(
+            path,
+            name,
+            f"unknown task variant; allowed: {', '.join(VARIANT_NAMES)}",
+            f"pulumi config rm --path '{PROJECT}:{path}'",
+        )
+        return None
+    raw = r.mapping(raw, path, VARIANT_KEYS)
+    if not r.boolean(raw, "enabled", path, True):
+        return None
+    pool = r.string(raw, "pool", path, next(iter(pools), ""))
+    # A pool that exists but failed validation has its own problems reported: say nothing more here,
+    # and plan nothing for this variant (below).
+    if pool not in pools and pool not in invalid_pools:
+        r.problem(
+            f"{path}.pool",
+            pool,
+            f"is not a pool of this stack; pools: {', '.join(pools) or '(none defined)'}",
+            set_fix(f"{path}.pool", next(iter(pools), "<pool>")),
+        )
+    mode = r.string(raw, "servingMode", path, defaults["servingMode"], allowed=SERVING_MODES)
+    revision = (
+        r.string(
+            raw,
+            "revision",
+            path,
+            "",
+            pattern=_COMMIT,
+            what="a 40-character lower-case commit SHA (branches such as 'main' move)",
+        )
+        or None
+    )
+    variant = VARIANTS[name]
+    if mode == "merged" and not revision and not variant.merged_revision:
+        r.problem(
+            f"{path}.revision",
+            None,
+            f"no pinned commit of {variant.merged_repository} is known; pin one, or serve this variant from the base repository",
+            f"pulumi config set --path '{PROJECT}:{path}.servingMode' base   # or: --path '{PROJECT}:{path}.revision' <40-hex commit>",
+        )
+    served = r.string(
+        raw,
+        "servedModelName",
+        path,
+        default_served_model_name(variant),
+        pattern=_SERVED_NAME,
+        what="letters, digits and . _ : / - (it is a command-line argument and a PromQL label value)",
+    )
+    max_len = r.integer(
+        raw, "maxModelLen", path, defaults["maxModelLen"], low=MIN_MAX_MODEL_LEN, high=MAX_MAX_MODEL_LEN
+    )
+    batched = r.integer(raw, "maxNumBatchedTokens", path, None, low=512, high=131072)
+    replicas = r.integer(raw, "replicas", path, None, low=1, high=100)
+    if replicas is not None and ("minReplicas" in raw or "maxReplicas" in raw):
+        r.problem(
+            f"{path}.replicas",
+            replicas,
+            "set either replicas (fixed, no autoscaling) or minReplicas/maxReplicas (autoscaled), not both",
+            f"pulumi config rm --path '{PROJECT}:{path}.replicas'",
+        )
+    low = r.integer(raw, "minReplicas", path, 2, low=1, high=100) or 2
+    high = r.integer(raw, "maxReplicas", path, max(low, 4), low=1, high=200) or max(low, 4)
+    if replicas is None and high <= low:
+        r.problem(
+            f"{path}.maxReplicas",
+            high,
+            f"must be greater than minReplicas ({low}) for autoscaling; for a fixed count use replicas",
+            set_fix(f"{path}.maxReplicas", low + 2),
+        )
+    if len(r.problems) > count or pool not in pools:
+        return None
+    return VariantConfig(
+        name, pool, mode, revision, served, max_len, batched, replicas, replicas or low, replicas or high
+    )
+
+
+def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
+    """Parse and validate one stack's config. Raises ConfigError listing every problem."""
+    problems: list[Problem] = []
+    r = _Reader(problems)
+    raw = {}
+    for full_key, value in raw_config.items():
+        project, sep, key = str(full_key).rpartition(":")
+        if sep and project != PROJECT:
+            continue  # another namespace's config, e.g. kubernetes:context for the provider
+        if key not in TOP_LEVEL_KEYS:
+            if _SECRET_HINT.search(key) and not isinstance(value, SecretValue):
+                r.problem(
+                    key,
+                    value,
+                    "looks like a secret stored in plain text and is not a known key",
+                    f"pulumi config rm '{PROJECT}:{key}'",
+                )
+            else:
+                r.problem(
+                    key,
+                    value,
+                    f"unknown key; allowed keys: {', '.join(TOP_LEVEL_KEYS)}",
+                    f"pulumi config rm '{PROJECT}:{key}'",
+                )
+            continue
+        raw[key] = value
+
+    namespace = r.string(
+        raw, "namespace", "", PROJECT, pattern=_DNS_LABEL, what="a DNS label (lower case, digits, '-', <= 63 chars)"
+    )
+    if namespace in ("default", "kube-system", "kube-public", "kube-node-lease"):
+        r.problem(
+            "namespace",
+            namespace,
+            "the embedding servers get a namespace of their own (Pod Security labels are set on it)",
+            set_fix("namespace", PROJECT),
+        )
+    defaults = {
+        "servingMode": r.string(raw, "servingMode", "", "merged", allowed=SERVING_MODES),
+        "maxModelLen": r.integer(raw, "maxModelLen", "", 8192, low=MIN_MAX_MODEL_LEN, high=MAX_MAX_MODEL_LEN),
+    }
+
+    pools: dict[str, PoolConfig] = {}
+    raw_pools = r.mapping(raw.get("pools"), "pools")
+    if not raw_pools:
+        r.problem(
+            "pools",
+            raw.get("pools"),
+            "at least one GPU pool is required",
+            set_fix("pools.gpu-h100.gpu", "nvidia-h100-80gb"),
+        )
+    for name, value in raw_pools.items():
+        pool = _read_pool(r, str(name), value)
+        if pool is not None:
+            pools[pool.name] = pool
+
+    raw_variants = r.mapping(raw.get("variants"), "variants")
+    variants: dict[str, VariantConfig] = {}
+    invalid_pools = frozenset(str(p) for p in raw_pools) - set(pools)
+    for name in list(raw_variants):
+        variant = _read_variant(r, str(name), raw_variants[name], pools, defaults, invalid_pools)
+        if variant is not None:
+            variants[variant.name] = variant
+    # "No variant enabled" only when that is the real cause, not when the variants sit on an invalid pool.
+    if (
+        not variants
+        and not any(p.path.startswith("variants.") for p in problems)
+        and not (invalid_pools and raw_variants)
+    ):
+        r.problem(
+            "variants",
+            raw.get("variants"),
+            f"no task variant is enabled; variants: {', '.join(VARIANT_NAMES)}",
+            set_fix("variants.retrieval.pool", next(iter(pools), "<pool>")),
+        )
+    variants = {name: variants[name] for name in VARIANT_NAMES if name in variants}
+
+    a = r.mapping(
+        raw.get("autoscaling"),
+        "autoscaling",
+        ("metric", "targetCpuUtilization", "targetWaitingPerPod", "kedaPrometheusAddress"),
+    )
+    d = AutoscalingConfig()
+    autoscaling = AutoscalingConfig(
+        metric=r.string(a, "metric", "autoscaling", d.metric, allowed=AUTOSCALING_METRICS),
+        target_cpu_utilization=r.integer(
+            a, "targetCpuUtilization", "autoscaling", d.target_cpu_utilization, low=10, high=95
+        ),
+        target_waiting_per_pod=r.integer(
+            a, "targetWaitingPerPod", "autoscaling", d.target_waiting_per_pod, low=1, high=1000
+        ),
+        keda_prometheus_address=r.string(
+            a,
+            "kedaPrometheusAddress",
+            "autoscaling",
+            d.keda_prometheus_address,
+            pattern=re.compile(r"^https?://[^\s]+$"),
+            what="an http(s) URL",
+        ),
+    )
+
+    w = r.mapping(
+        raw.get("weights"),
+        "weights",
+        ("source", "offline", "pvcSize", "pvcStorageClass", "pvcAccessMode", "downloadMBps"),
+    )
+    dw = WeightsConfig()
+    weights = WeightsConfig(
+        source=r.string(w, "source", "weights", dw.source, allowed=WEIGHT_SOURCES),
+        offline=r.boolean(w, "offline", "weights", dw.offline),
+        pvc_size=r.string(
+            w, "pvcSize", "weights", dw.pvc_size, pattern=_QUANTITY, what="a Kubernetes quantity such as 20Gi"
+        ),
+        pvc_storage_class=r.string(
+            w, "pvcStorageClass", "weights", dw.pvc_storage_class, pattern=_DNS_SUBDOMAIN, what="a StorageClass name"
+        ),
+        pvc_access_mode=r.string(w, "pvcAccessMode", "weights", dw.pvc_access_mode, allowed=PVC_ACCESS_MODES),
+        download_mbps=r.number(w, "downloadMBps", "weights", dw.download_mbps, low=1, high=100000),
+    )
+    if weights.offline and weights.source == "download":
+        r.problem(
+            "weights.offline",
+            True,
+            "offline mode (HF_HUB_OFFLINE=1) needs the weights on a pre-populated volume, but weights.source is download",
+            set_fix("weights.source", "pvc"),
+        )
+
+    n = r.mapping(
+        raw.get("network"),
+        "network",
+        ("clientNamespaces", "clientPodLabels", "prometheusNamespace", "prometheusPodLabels", "gatewayNamespace"),
+    )
+    network = NetworkConfig(
+        client_namespaces=r.string_list(n, "clientNamespaces", "network", pattern=_DNS_LABEL, what="a namespace name"),
+        client_pod_labels=_read_labels(r, n, "clientPodLabels", "network"),
+        prometheus_namespace=r.string(
+            n, "prometheusNamespace", "network", "monitoring", pattern=_DNS_LABEL, what="a namespace name"
+        ),
+        prometheus_pod_labels=_read_labels(r, n, "prometheusPodLabels", "network", NetworkConfig.prometheus_pod_labels),
+        gateway_namespace=r.string(n, "gatewayNamespace", "network", "", pattern=_DNS_LABEL, what="a namespace name"),
+    )
+
+    g = r.mapping(raw.get("gateway"), "gateway", ("enabled", "host", "parentRef"))
+    parent = r.mapping(g.get("parentRef"), "gateway.parentRef", ("name", "namespace", "sectionName"))
+    gateway = GatewayConfig(
+        enabled=r.boolean(g, "enabled", "gateway", False),
+        host=r.string(
+            g,
+            "host",
+            "gateway",
+            "",
+            pattern=_HOSTNAME,
+            what="one fully qualified host name such as embeddings.example.com (no wildcard)",
+        ),
+        parent_name=r.string(parent, "name", "gateway.parentRef", "", pattern=_DNS_SUBDOMAIN, what="a Gateway name"),
+        parent_namespace=r.string(
+            parent,
+            "namespace",
+            "gateway.parentRef",
+            network.gateway_namespace,
+            pattern=_DNS_LABEL,
+            what="a namespace name",
+        ),
+        parent_section=r.string(
+            parent, "sectionName", "gateway.parentRef", "", pattern=_DNS_LABEL, what="a listener name of the Gateway"
+        ),
+    )
+    if gateway.enabled:
+        for key, value, example in (
+            ("host", gateway.host, "embeddings.example.com"),
+            ("parentRef.name", gateway.parent_name, "shared-gateway"),
+            ("parentRef.namespace", gateway.parent_namespace, "gateway"),
+        ):
+            if not value and not any(p.path == f"gateway.{key}" for p in problems):
+                r.problem(
+                    f"gateway.{key}",
+                    None,
+                    "is required when gateway.enabled is true",
+                    set_fix(f"gateway.{key}", example),
+                )
+        if not network.gateway_namespace:
+            r.problem(
+                "network.gatewayNamespace",
+                "",
+                "gateway.enabled routes clients through the Gateway's proxies, which the serving "
+                "NetworkPolicy admits only from network.gatewayNamespace",
+                set_fix("network.gatewayNamespace", gateway.parent_namespace or "gateway"),
+            )
+
+    pc = r.mapping(raw.get("priorityClass"), "priorityClass", ("name", "create", "value"))
+    dpc = PriorityClassConfig()
+    priority = PriorityClassConfig(
+        name=r.string(pc, "name", "priorityClass", dpc.name, pattern=_DNS_SUBDOMAIN, what="a PriorityClass name"),
+        create=r.boolean(pc, "create", "priorityClass", dpc.create),
+        # User-defined classes must stay below 1e9 (system classes use the range above).
+        value=r.integer(pc, "value", "priorityClass", dpc.value, low=-2147483648, high=1_000_000_000) or 0,
+    )
+
+    m = r.mapping(
+        raw.get("monitoring"), "monitoring", ("serviceMonitor", "prometheusRule", "grafanaDashboard", "runbookBaseUrl")
+    )
+    monitoring = MonitoringConfig(
+        service_monitor=r.boolean(m, "serviceMonitor", "monitoring", False),
+        prometheus_rule=r.boolean(m, "prometheusRule", "monitoring", False),
+        grafana_dashboard=r.boolean(m, "grafanaDashboard", "monitoring", False),
+        runbook_base_url=r.string(
+            m,
+            "runbookBaseUrl",
+            "monitoring",
+            MonitoringConfig.runbook_base_url,
+            pattern=re.compile(r"^[^\s]+[^\s/]$"),
+            what="a URL or repository path without spaces or a trailing '/'",
+        ),
+    )
+    if monitoring.prometheus_rule and not monitoring.service_monitor:
+        r.problem(
+            "monitoring.prometheusRule",
+            True,
+            "the alerts read vLLM's series from Prometheus, which must scrape the pods (monitoring.serviceMonitor)",
+            set_fix("monitoring.serviceMonitor", "true"),
+        )
+    if autoscaling.metric in ("queue", "keda") and not monitoring.service_monitor:
+        r.problem(
+            "monitoring.serviceMonitor",
+            False,
+            f"autoscaling.metric {autoscaling.metric} reads vLLM's queue from Prometheus, which must scrape the pods",
+            set_fix("monitoring.serviceMonitor", "true"),
+        )
+
+    for key in SECRET_KEYS:
+        if key in raw and not isinstance(raw[key], SecretValue):
+            r.problem(
+                key,
+                raw[key],
+                "is stored in plain text in the stack file",
+                f"pulumi config set --secret '{PROJECT}:{key}' <value>",
+            )
+    s = r.mapping(raw.get("secrets"), "secrets", ("hfTokenSecretName", "apiKeySecretName"))
+    hf_given, key_given = isinstance(raw.get("hfToken"), SecretValue), isinstance(raw.get("apiKey"), SecretValue)
+    secrets = SecretsConfig(
+        hf_token_secret_name=r.string(
+            s,
+            "hfTokenSecretName",
+            "secrets",
+            f"{PROJECT}-hf-token" if hf_given else "",
+            pattern=_DNS_SUBDOMAIN,
+            what="a Secret name",
+        ),
+        api_key_secret_name=r.string(
+            s,
+            "apiKeySecretName",
+            "secrets",
+            f"{PROJECT}-api-key" if key_given else "",
+            pattern=_DNS_SUBDOMAIN,
+            what="a Secret name",
+        ),
+        hf_token_given=hf_given,
+        api_key_given=key_given,
+    )
+    rollout = r.string(raw, "rollout", "", "gpu-constrained", allowed=ROLLOUTS)
+
+    for pool in pools.values():
+        demand = sum(v.min_replicas for v in variants.values() if v.pool == pool.name)
+        if demand > pool.capacity_slices:
+            r.problem(
+                f"pools.{pool.name}.nodes",
+                pool.nodes,
+                f"the variants on this pool need {demand} x {pool.slice.resource_name} at their minimum replicas, "
+                f"but {pool.nodes} node(s) x {pool.gpus_per_node} GPU(s) x {pool.slice.per_gpu} per GPU = {pool.capacity_slices}",
+                set_fix(f"pools.{pool.name}.nodes", -(-demand // (pool.gpus_per_node * pool.slice.per_gpu))),
+            )
+
+    if problems:
+        raise ConfigError(env, problems)
+    return StackConfig(
+        env,
+        namespace,
+        pools,
+        variants,
+        autoscaling,
+        weights,
+        network,
+        priority,
+        monitoring,
+        secrets,
+        rollout,
+        gateway=gateway,
+    )

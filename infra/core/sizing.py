@@ -1,0 +1,303 @@
+"""Sizing that shows its work: vLLM flags, pod resources and probe budgets from the model's shape and
+the GPU slice a variant runs on.
+
+Every number a reviewer might question is a named constant with its source. `size()` is a pure
+function; `Sizing.explain()` prints each term so `python -m infra plan` and the README can show how a
+figure was reached. The README section "Sizing" documents the formulas below.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from infra.core.accelerators import GIB, MIB, GpuSlice
+from infra.core.calibration import Calibration
+from infra.core.catalog import SHAPE, VARIANTS, served_model
+from infra.core.config import (
+    Problem,
+    StackConfig,
+    VariantConfig,
+    WeightsConfig,
+    set_fix,
+)
+
+# vLLM captures CUDA graphs for a range of batch sizes; their memory was not measured (the benchmark
+# runs transformers, not vLLM). 0.5 GiB is the upper end of the research notes' estimate (§6).
+VLLM_CUDA_GRAPH_ALLOWANCE = GIB // 2
+# The slowest weight load the startup budget plans for: a network volume (EFS, NFS).
+NETWORK_VOLUME_BYTES_PER_SECOND = 0.5e9
+
+
+@dataclass(frozen=True)
+class SizingConstants:
+    """Constants of the model on vLLM. "Measured" means the benchmark result (infra.core.calibration), which
+    `SizingConstants.measured` reads in; the other fields have defaults with their sources."""
+
+    # Measured: bf16 weights on the GPU, 596.05M parameters x 2 B = 1.11 GiB (no LM head is allocated
+    # for the pooling model; vLLM logged 1.1098 GiB for the same backbone, QwenLM/Qwen3-Embedding#1).
+    weights_bytes: int
+    # Measured non-torch memory (CUDA context, kernels, cuBLAS workspaces; 0.75 GiB at its largest)
+    # plus the unmeasured allowance for vLLM's CUDA graphs.
+    runtime_overhead_bytes: int
+    # Measured: the largest peak activation per token of a pooled forward over the batch x length
+    # grid (29,192 B; the linear fit's slope is 26,753 B). vLLM's profiling pass runs one forward at
+    # --max-num-batched-tokens, so activations = this x that budget.
+    activation_bytes_per_batched_token: int
+    # Seconds from container start to a listening server with weights on local disk, cold caches:
+    # Python and torch imports, engine init, torch.compile and CUDA-graph capture. Not measured
+    # (no vLLM on the benchmark machine); the research notes' upper estimate (§6: 30-90 s).
+    # Weight load rate. Measured 1.31 GB/s from local ext4 to an H100; a network volume (EFS, NFS)
+    # is slower, so the budget assumes at most 0.5 GB/s.
+    weight_load_bytes_per_second: float
+    cold_start_seconds: float = 90.0
+    # vLLM's default --gpu-memory-utilization is 0.92: it keeps 8 % of the memory it is given free.
+    utilization_headroom: float = 0.08
+    # KV cache for this many batched-token budgets, so a step can prefill while finished sequences
+    # release their blocks; never less than one max-model-len request (vLLM refuses to start).
+    kv_batches: int = 2
+    # Host memory: torch, CUDA libraries and the two vLLM processes (API server, engine core).
+    host_base_bytes: int = 4 * GIB
+    # vLLM runs an API-server process (HTTP, tokenizer) and an engine-core process that busy-polls
+    # the GPU: about one core each. Tokenization is the usual bottleneck for embeddings (vllm#31678),
+    # so up to 4 more cores follow the share of a GPU's compute the pod gets.
+    cpu_base_millicores: int = 2000
+    cpu_per_gpu_millicores: int = 4000
+    # /dev/shm: with one GPU (tensor-parallel 1) vLLM uses shared memory only for the message queue
+    # between its API server and engine core; 1 GiB is KServe's llmisvc default.
+    shm_bytes: int = 1 * GIB
+    # The torch.compile / Triton cache and logs written under the writable home directory.
+    compile_cache_bytes: int = 1 * GIB
+    startup_probe_period_seconds: int = 10
+    startup_safety_factor: float = 2.0
+
+    @classmethod
+    def measured(cls, cal: Calibration) -> SizingConstants:
+        """The constants with the benchmark's measured figures filled in."""
+        return cls(
+            weights_bytes=cal.weights_bytes,
+            runtime_overhead_bytes=cal.non_torch_bytes + VLLM_CUDA_GRAPH_ALLOWANCE,
+            activation_bytes_per_batched_token=cal.activation_bytes_per_token,
+            weight_load_bytes_per_second=min(cal.cold_load_bytes_per_second, NETWORK_VOLUME_BYTES_PER_SECOND),
+        )
+
+
+# vLLM's API-server defaults by GPU memory (facts §3): >= 70 GiB gets 8192 batched tokens; the bundle
+# asks for more on a whole large GPU because embedding requests are prefill-only.
+LARGE_BATCHED_TOKENS = 16384
+SMALL_BATCHED_TOKENS = 8192
+MIN_BATCHED_TOKENS = 2048
+# Embedding inputs are short: budget one sequence slot per 32 batched tokens, within vLLM's range.
+TOKENS_PER_SEQUENCE_SLOT = 32
+MAX_NUM_SEQS = 1024
+MIN_NUM_SEQS = 16
+
+
+class SliceTooSmall(ValueError):
+    """The model cannot run on the slice; the message carries the numbers and the fix.
+
+    `fitting_max_model_len` is the longest context that fits with the smallest batched-token budget
+    (`fitting_batched_tokens`), or 0 when not even that fits.
+    """
+
+    def __init__(self, message: str, fitting_max_model_len: int, fitting_batched_tokens: int):
+        super().__init__(message)
+        self.fitting_max_model_len = fitting_max_model_len
+        self.fitting_batched_tokens = fitting_batched_tokens
+
+
+@dataclass(frozen=True)
+class SizingRequest:
+    slice: GpuSlice
+    max_model_len: int
+    download_bytes: int
+    weights_on_volume: bool  # True: a pre-populated PVC, nothing is downloaded at start
+    download_bytes_per_second: float  # the hub's rate (stack config weights.downloadMBps)
+    max_num_batched_tokens: int | None = None  # None: chosen from the slice
+
+
+@dataclass(frozen=True)
+class Sizing:
+    request: SizingRequest
+    constants: SizingConstants
+    # GPU memory, bytes
+    usable_bytes: int
+    weights_bytes: int
+    runtime_overhead_bytes: int
+    activation_bytes: int
+    kv_required_bytes: int
+    kv_available_bytes: int
+    # vLLM flags
+    gpu_memory_utilization: float
+    max_num_batched_tokens: int
+    max_num_seqs: int
+    kv_cache_tokens: int
+    # pod resources
+    cpu_request_millicores: int
+    cpu_limit_millicores: int
+    memory_bytes: int  # request = limit; includes /dev/shm, which is memory-backed
+    shm_bytes: int
+    model_cache_bytes: int  # emptyDir size limit for the weights (0 when they come from a volume)
+    ephemeral_storage_bytes: int
+    # startup probe
+    startup_seconds_estimate: int
+    startup_budget_seconds: int
+    startup_period_seconds: int
+    startup_failure_threshold: int
+
+    def explain(self) -> list[str]:
+        r, c = self.request, self.constants
+        download_s = _download_seconds(r, c)
+        return [
+            f"slice: {r.slice.description}; budget {_gib(r.slice.memory_budget_bytes)} of "
+            f"{_gib(r.slice.visible_memory_bytes)} visible; usable x{1 - c.utilization_headroom:.2f} = {_gib(self.usable_bytes)}",
+            f"weights {_gib(self.weights_bytes)} + runtime {_gib(self.runtime_overhead_bytes)} + activations "
+            f"{_gib(self.activation_bytes)} ({self.max_num_batched_tokens} batched tokens x "
+            f"{c.activation_bytes_per_batched_token} B) + KV needed {_gib(self.kv_required_bytes)} "
+            f"(max({r.max_model_len}, {c.kv_batches} x {self.max_num_batched_tokens}) tokens x {SHAPE.kv_bytes_per_token} B)",
+            f"--gpu-memory-utilization {self.gpu_memory_utilization} leaves {_gib(self.kv_available_bytes)} for KV "
+            f"= {self.kv_cache_tokens} tokens; --max-num-seqs {self.max_num_seqs}",
+            f"cpu {self.cpu_request_millicores}m request / {self.cpu_limit_millicores}m limit "
+            f"(base {c.cpu_base_millicores}m + {c.cpu_per_gpu_millicores}m x GPU share {r.slice.compute_share:.3f})",
+            f"memory {_gib(self.memory_bytes)} = host {_gib(c.host_base_bytes)} + weights page cache "
+            f"{_gib(self.weights_bytes)} + /dev/shm {_gib(self.shm_bytes)}",
+            f"ephemeral-storage {_gib(self.ephemeral_storage_bytes)} = model cache {_gib(self.model_cache_bytes)} "
+            f"+ compile cache {_gib(c.compile_cache_bytes)}",
+            f"startup: download {download_s:.0f}s + load {self.weights_bytes / c.weight_load_bytes_per_second:.0f}s "
+            f"+ cold start {c.cold_start_seconds:.0f}s = {self.startup_seconds_estimate}s; x{c.startup_safety_factor} "
+            f"-> budget {self.startup_budget_seconds}s = {self.startup_failure_threshold} x {self.startup_period_seconds}s",
+        ]
+
+
+def _download_seconds(req: SizingRequest, c: SizingConstants) -> float:
+    """Seconds to fetch the weights from the hub at start-up; none when they come from a volume."""
+    return 0.0 if req.weights_on_volume else req.download_bytes / req.download_bytes_per_second
+
+
+def _gib(n: int | float) -> str:
+    return f"{n / GIB:.2f} GiB"
+
+
+def _round_up(n: float, step: int) -> int:
+    return int(math.ceil(n / step) * step)
+
+
+def default_batched_tokens(slice_: GpuSlice) -> int:
+    return (
+        LARGE_BATCHED_TOKENS
+        if slice_.compute_share >= 0.5 and slice_.memory_budget_bytes >= 40 * GIB
+        else SMALL_BATCHED_TOKENS
+    )
+
+
+def max_model_len_that_fits(slice_: GpuSlice, max_num_batched_tokens: int, c: SizingConstants) -> int:
+    """The longest context whose one-request KV cache still fits next to weights and activations."""
+    usable = slice_.memory_budget_bytes * (1 - c.utilization_headroom)
+    left = (
+        usable
+        - c.weights_bytes
+        - c.runtime_overhead_bytes
+        - max_num_batched_tokens * c.activation_bytes_per_batched_token
+    )
+    return max(0, int(left // SHAPE.kv_bytes_per_token))
+
+
+def size(req: SizingRequest, c: SizingConstants) -> Sizing:
+    """Size one vLLM pod on one GPU slice. Raises SliceTooSmall with the numbers when it cannot fit."""
+    s = req.slice
+    batched = req.max_num_batched_tokens or default_batched_tokens(s)
+    usable = int(s.memory_budget_bytes * (1 - c.utilization_headroom))
+    activations = batched * c.activation_bytes_per_batched_token
+    kv_tokens_needed = max(req.max_model_len, c.kv_batches * batched)
+    kv_required = kv_tokens_needed * SHAPE.kv_bytes_per_token
+    fixed = c.weights_bytes + c.runtime_overhead_bytes + activations
+    if fixed + kv_required > usable:
+        # What would fit: the smallest batch budget, and the longest context its KV leaves room for
+        # (never below the kv_batches x batch floor the sizing keeps).
+        fits = max_model_len_that_fits(s, MIN_BATCHED_TOKENS, c)
+        fits = (fits // 256) * 256 if fits >= max(512, c.kv_batches * MIN_BATCHED_TOKENS) else 0
+        raise SliceTooSmall(
+            f"{s.description} ({s.resource_name}) cannot hold the model: usable {_gib(usable)} "
+            f"({_gib(s.memory_budget_bytes)} x {1 - c.utilization_headroom:.2f}) < weights {_gib(c.weights_bytes)} "
+            f"+ runtime {_gib(c.runtime_overhead_bytes)} + activations {_gib(activations)} ({batched} batched tokens) "
+            f"+ KV {_gib(kv_required)} ({kv_tokens_needed} tokens) = {_gib(fixed + kv_required)}. "
+            + (
+                f"It fits with maxNumBatchedTokens {MIN_BATCHED_TOKENS} and maxModelLen <= {fits}, or on a larger slice."
+                if fits
+                else "Use a larger slice."
+            ),
+            fits,
+            MIN_BATCHED_TOKENS,
+        )
+    # --gpu-memory-utilization is a fraction of the memory the process sees: on a time-sliced GPU
+    # that is the whole GPU, so the fraction is this pod's share, not 0.92.
+    utilization = math.floor(round(usable / s.visible_memory_bytes * 100, 6)) / 100
+    kv_available = int(utilization * s.visible_memory_bytes) - fixed
+    kv_tokens = kv_available // SHAPE.kv_bytes_per_token
+    num_seqs = max(MIN_NUM_SEQS, min(MAX_NUM_SEQS, batched // TOKENS_PER_SEQUENCE_SLOT))
+
+    cpu_request = _round_up(c.cpu_base_millicores + c.cpu_per_gpu_millicores * s.compute_share, 100)
+    memory = _round_up(c.host_base_bytes + c.weights_bytes + c.shm_bytes, 256 * MIB)
+    model_cache = 0 if req.weights_on_volume else _round_up(req.download_bytes * 1.2, 256 * MIB)
+    ephemeral = _round_up(model_cache + c.compile_cache_bytes + 512 * MIB, 256 * MIB)
+
+    estimate = math.ceil(
+        _download_seconds(req, c) + c.weights_bytes / c.weight_load_bytes_per_second + c.cold_start_seconds
+    )
+    budget = _round_up(estimate * c.startup_safety_factor, c.startup_probe_period_seconds)
+    return Sizing(
+        request=req,
+        constants=c,
+        usable_bytes=usable,
+        weights_bytes=c.weights_bytes,
+        runtime_overhead_bytes=c.runtime_overhead_bytes,
+        activation_bytes=activations,
+        kv_required_bytes=kv_required,
+        kv_available_bytes=kv_available,
+        gpu_memory_utilization=utilization,
+        max_num_batched_tokens=batched,
+        max_num_seqs=num_seqs,
+        kv_cache_tokens=kv_tokens,
+        cpu_request_millicores=cpu_request,
+        cpu_limit_millicores=2 * cpu_request,
+        memory_bytes=memory,
+        shm_bytes=c.shm_bytes,
+        model_cache_bytes=model_cache,
+        ephemeral_storage_bytes=ephemeral,
+        startup_seconds_estimate=estimate,
+        startup_budget_seconds=budget,
+        startup_period_seconds=c.startup_probe_period_seconds,
+        startup_failure_threshold=budget // c.startup_probe_period_seconds,
+    )
+
+
+def sizing_request(variant: VariantConfig, slice_: GpuSlice, weights: WeightsConfig) -> SizingRequest:
+    model = served_model(VARIANTS[variant.name], variant.serving_mode, variant.revision)
+    return SizingRequest(
+        slice=slice_,
+        max_model_len=variant.max_model_len,
+        download_bytes=model.download_bytes,
+        weights_on_volume=weights.source == "pvc",
+        download_bytes_per_second=weights.download_mbps * 1e6,
+        max_num_batched_tokens=variant.max_num_batched_tokens,
+    )
+
+
+def fit_problems(cfg: StackConfig, c: SizingConstants) -> list[Problem]:
+    """The stack's variants that their pool's slice cannot hold, each as a config problem with the numbers and
+    a `pulumi config set` that fits (this module owns the rule: it reads the sizing, which reads the config)."""
+    problems = []
+    for variant in cfg.variants.values():
+        pool = cfg.pool_of(variant)
+        try:
+            size(sizing_request(variant, pool.slice, cfg.weights), c)
+        except SliceTooSmall as exc:
+            if exc.fitting_max_model_len:
+                fix = (
+                    f"{set_fix(f'variants.{variant.name}.maxNumBatchedTokens', exc.fitting_batched_tokens)} && "
+                    f"{set_fix(f'variants.{variant.name}.maxModelLen', exc.fitting_max_model_len)}   # or a larger slice"
+                )
+            else:
+                fix = set_fix(f"variants.{variant.name}.pool", "<a pool with a larger slice>")
+            problems.append(Problem(f"variants.{variant.name}.pool", variant.pool, str(exc), fix))
+    return problems

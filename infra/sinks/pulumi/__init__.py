@@ -1,0 +1,1 @@
+"""Pulumi: the program, its components and the engine runner (Automation API)."""
