@@ -473,7 +473,7 @@ def write_promtool_files(plan, rendered: dict[str, list[dict[str, Any]]], out: P
         (out / f"rules-{release.variant}.yaml").write_text(rules_file(release_groups))
         for group in release_groups:
             cases = promtool_tests(
-                release_alerts(release.values, release.namespace, group), f"rules-{release.variant}.yaml"
+                release_alerts(release.effective_values, release.namespace, group), f"rules-{release.variant}.yaml"
             )
             for name, content in cases.items():
                 (out / name).write_text(yaml.safe_dump(content, sort_keys=False, width=200))

@@ -12,11 +12,11 @@ from infra.core.errors import EXIT_OK
 from infra.core.paths import REPO_ROOT
 from infra.core.plan import Plan, PlannedRelease, build_for_env
 from infra.core.stackfile import stack_names
-from infra.core.values import vllm_args
+from infra.core.values import probe_window_seconds, vllm_args
 
 
 def release_summary(release: PlannedRelease) -> dict[str, Any]:
-    v, s = release.values, release.sizing
+    v, s = release.effective_values, release.sizing
     probes = v["probes"]
     return {
         "release": release.name,
@@ -55,7 +55,7 @@ def release_summary(release: PlannedRelease) -> dict[str, Any]:
                 "path": p["path"],
                 "period_s": p["periodSeconds"],
                 "failure_threshold": p["failureThreshold"],
-                "window_s": p["periodSeconds"] * p["failureThreshold"],
+                "window_s": probe_window_seconds(p),
             }
             for name, p in probes.items()
         },

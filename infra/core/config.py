@@ -5,6 +5,17 @@ problem names the config key (`jina-embeddings:<path>`), the bad value, what is 
 `pulumi config set` command that fixes it. Nothing is planned, rendered or registered from an invalid
 config. Defaults live in this module and nowhere else.
 
+Who owns which rule (each rule lives in the layer that owns the data it reads):
+
+- this module: stack-level rules over the stack's own keys: types, ranges, enums, references between
+  pools and variants, minimum replicas against the pool's capacity, and prerequisites between stack
+  features (alerts and queue/KEDA autoscaling need the ServiceMonitor; offline needs the volume; the
+  Gateway route needs its namespace);
+- infra.core.sizing (`fit_problems`, raised by `infra.core.plan.build`): a slice that cannot hold the model;
+- the chart (values.schema.json, templates/validate.yaml): chart-level rules over any values, e.g. probe
+  windows, the termination grace against preStop + drain, the GPU resource against the vendor. The chart's
+  rules also run on the values Python emits: every export, plan test and `pulumi up` renders through it.
+
 The raw input is the stack file's `config:` mapping (the GitOps export reads the YAML file; the
 Pulumi program passes the engine's config). Secret values arrive as `SecretValue` markers: the plan
 only needs to know that a secret was given, never its plaintext.

@@ -7,6 +7,7 @@ export (python -m infra export) renders it into manifests/<env>/. A test proves 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from infra.core.paths import CHART_PATH, REPO_ROOT
 from infra.core.platform_objects import platform_objects
 from infra.core.sizing import Sizing, SizingConstants, fit_problems
 from infra.core.stackfile import load_stack
-from infra.core.values import release_values
+from infra.core.values import chart_defaults, merged_values, release_values
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,12 @@ class PlannedRelease:
     pool: PoolConfig
     values: dict[str, Any]
     sizing: Sizing
+
+    @cached_property
+    def effective_values(self) -> dict[str, Any]:
+        """The values the chart renders with: its values.yaml defaults under `values` (what the plan passes to
+        helm, which holds only what the plan computes), merged as Helm merges them."""
+        return merged_values(chart_defaults(), self.values)
 
     @property
     def chart_path(self) -> Path:

@@ -31,35 +31,12 @@ ALERT_NAMES = (
 """Every alert of the chart's templates/prometheusrule.yaml, in the order it renders them (HPAMaxedOut only for
 autoscaled variants). Each has promtool cases (infra.checks.promtool) and a runbook template (infra.sinks)."""
 
-# The chart's defaults (charts/jina-embeddings/values.yaml, prometheusRule.thresholds, which argues each
-# one); a unit test keeps the two equal.
-DEFAULT_THRESHOLDS: dict[str, Any] = {
-    "unavailableFor": "5m",
-    "podNotReadyFor": "15m",
-    "crashLoopRestarts": 3,
-    "crashLoopWindow": "30m",
-    "startupSlowPercent": 75,
-    "backlogWaitingPerPod": 20,
-    "backlogFor": "10m",
-    "latencyP95Seconds": 1,
-    "latencyFor": "10m",
-    "stalledFor": "5m",
-    "kvCacheUsage": 0.95,
-    "kvCacheFor": "15m",
-    "hpaMaxedOutFor": "15m",
-    "unschedulableFor": "10m",
-    "metricsMissingFor": "10m",
-}
-
-
 # RequestBacklog fires at this multiple of the queue depth autoscaling aims for.
 BACKLOG_TARGET_MULTIPLE = 4
 
 
 # PodNotReady waits at least this long, and always longer than a start-up may take.
 POD_NOT_READY_MIN_SECONDS = 900
-
-
 POD_NOT_READY_MARGIN_SECONDS = 300
 
 
@@ -78,8 +55,8 @@ def format_duration(seconds: int) -> str:
 
 
 def thresholds_for(cfg: StackConfig, sizing: Sizing) -> dict[str, Any]:
-    """The chart's defaults, with the two that depend on the plan derived from it."""
-    thresholds = dict(DEFAULT_THRESHOLDS)
+    """The two thresholds that depend on the plan; the chart's values.yaml owns the others."""
+    thresholds: dict[str, Any] = {}
     # A start-up may use its whole probe budget; PodNotReady must not fire on a normal one.
     not_ready = max(POD_NOT_READY_MIN_SECONDS, sizing.startup_budget_seconds + POD_NOT_READY_MARGIN_SECONDS)
     thresholds["podNotReadyFor"] = format_duration(-(-not_ready // 60) * 60)
@@ -91,7 +68,6 @@ def prometheus_rule_values(cfg: StackConfig, sizing: Sizing) -> dict[str, Any]:
     """The chart's `prometheusRule` values of one release of this stack."""
     return {
         "enabled": cfg.monitoring.prometheus_rule,
-        "labels": {},
         "runbookBaseUrl": f"{cfg.monitoring.runbook_base_url}/{cfg.env}",
         "thresholds": thresholds_for(cfg, sizing),
     }

@@ -2,13 +2,23 @@
 
 Pure: the Pulumi program and the GitOps export both call `release_values` through `infra.core.plan`, so
 `pulumi up` and `manifests/<env>/` install the chart with the same values.
+
+One owner per fact: the chart's values.yaml owns every static default (probes other than the start-up
+budget, lifecycle, HPA behaviour, security IDs, scrape intervals, alert thresholds); `release_values` emits
+only what the plan computes from the stack, the pool, the variant and the sizing. `merged_values` gives the
+values the chart renders with, for code that reads a static default (`PlannedRelease.effective_values`).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, NamedTuple
+
+import yaml
 
 from infra.core.accelerators import MIB, VENDORS
 from infra.core.catalog import MATRYOSHKA_DIMENSIONS, VARIANTS, served_model
@@ -21,6 +31,7 @@ from infra.core.names import (
     WEIGHTS_CLAIM,
     release_name,
 )
+from infra.core.paths import CHART_PATH
 from infra.core.sizing import Sizing, SizingConstants, size, sizing_request
 from infra.core.thresholds import prometheus_rule_values
 
@@ -101,25 +112,20 @@ def release_values(
             "jinaTask": model.jina_task or "",
             "servedModelName": variant.served_model_name,
             "maxModelLen": variant.max_model_len,
-            "dtype": "bfloat16",
             "matryoshkaDimensions": list(MATRYOSHKA_DIMENSIONS),
         },
         "image": {
             "repository": vendor.image_repository,
             "tag": pool.image_tag,
-            "digest": "",
-            "pullPolicy": "IfNotPresent",
         },
         "vllm": {
             "port": SERVICE_PORT,
             "gpuMemoryUtilization": sizing.gpu_memory_utilization,
             "maxNumBatchedTokens": sizing.max_num_batched_tokens,
             "maxNumSeqs": sizing.max_num_seqs,
-            "shutdownTimeoutSeconds": 30,
-            "extraArgs": [],
             "apiKey": {"existingSecret": secrets["apiKey"].name, "key": secrets["apiKey"].data_key},
         },
-        "gpu": {"vendor": pool.vendor, "resourceName": gpu_slice.resource_name, "count": 1},
+        "gpu": {"vendor": pool.vendor, "resourceName": gpu_slice.resource_name},
         "resources": {
             "requests": resources(sizing.cpu_request_millicores),
             "limits": resources(sizing.cpu_limit_millicores),
@@ -132,24 +138,13 @@ def release_values(
             "existingClaim": WEIGHTS_CLAIM if cfg.weights.source == "pvc" else "",
             "hfToken": {"existingSecret": secrets["hfToken"].name, "key": secrets["hfToken"].data_key},
         },
+        # Readiness, liveness, the probe path and timeouts are static: the chart's values.yaml owns them.
         "probes": {
             "startup": {
-                "path": "/health",
                 "periodSeconds": sizing.startup_period_seconds,
                 "failureThreshold": sizing.startup_failure_threshold,
-                "timeoutSeconds": 5,
             },
-            "readiness": {
-                "path": "/health",
-                "periodSeconds": 5,
-                "failureThreshold": 3,
-                "successThreshold": 1,
-                "timeoutSeconds": 5,
-            },
-            "liveness": {"path": "/health", "periodSeconds": 15, "failureThreshold": 4, "timeoutSeconds": 10},
         },
-        "lifecycle": {"preStopSleepSeconds": 15},
-        "terminationGracePeriodSeconds": 60,
         # A fixed count is also the variant's minReplicas (infra.core.config): min = max = replicas.
         "replicaCount": variant.min_replicas,
         "autoscaling": {
@@ -159,58 +154,57 @@ def release_values(
             "metric": cfg.autoscaling.metric,
             "targetCpuUtilization": cfg.autoscaling.target_cpu_utilization,
             "targetWaitingPerPod": cfg.autoscaling.target_waiting_per_pod,
-            "keda": {
-                "serverAddress": cfg.autoscaling.keda_prometheus_address,
-                "pollingInterval": 15,
-                "cooldownPeriod": 300,
-            },
-            "behavior": {
-                "scaleUp": {"stabilizationWindowSeconds": 30, "podsPerPeriod": 2, "periodSeconds": 60},
-                "scaleDown": {"stabilizationWindowSeconds": 600, "podsPerPeriod": 1, "periodSeconds": 180},
-            },
+            "keda": {"serverAddress": cfg.autoscaling.keda_prometheus_address},
         },
         # A rollout may take two start-ups back to back before it is reported stuck.
         "rollout": {
             **_ROLLOUTS[cfg.rollout],
             "progressDeadlineSeconds": max(600, 2 * sizing.startup_budget_seconds + 300),
         },
-        "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1},
         "nodeSelector": pool.full_node_selector,
         "tolerations": [t.manifest() for t in pool.full_tolerations],
-        "topologySpread": {
-            "enabled": True,
-            "zoneKey": "topology.kubernetes.io/zone",
-            "hostKey": "kubernetes.io/hostname",
-        },
         "priorityClassName": cfg.priority_class.name,
-        "podSecurityContext": {
-            "runAsUser": 2000,
-            "runAsGroup": 2000,
-            "fsGroup": 2000,
-            "supplementalGroups": list(pool.supplemental_groups),
-        },
-        "securityContext": {"readOnlyRootFilesystem": True},
+        "podSecurityContext": {"supplementalGroups": list(pool.supplemental_groups)},
         "serviceAccount": {"create": False, "name": SERVICE_ACCOUNT},
-        "service": {"type": "ClusterIP", "port": SERVICE_PORT},
+        "service": {"port": SERVICE_PORT},
         "httpRoute": http_route_values(cfg, variant),
-        "serviceMonitor": {
-            "enabled": cfg.monitoring.service_monitor,
-            "interval": "30s",
-            "scrapeTimeout": "10s",
-            "labels": {},
-        },
+        "serviceMonitor": {"enabled": cfg.monitoring.service_monitor},
         # Alert rules (templates/prometheusrule.yaml); thresholds and runbook links from infra.core.thresholds.
         "prometheusRule": prometheus_rule_values(cfg, sizing),
-        "podLabels": {},
-        "podAnnotations": {},
     }
     return values, sizing
 
 
+@lru_cache(maxsize=1)
+def chart_defaults(path: Path = CHART_PATH / "values.yaml") -> Mapping[str, Any]:
+    """The chart's values.yaml: the one owner of every static default (read at call time, once)."""
+    return yaml.safe_load(path.read_text())
+
+
+def merged_values(defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Helm's coalescing of a release's values over the chart's defaults: maps merge key by key, anything
+    else (lists included) is replaced, and a null removes the default (helm.sh/helm/v4 pkg/chart/common/util
+    coalesce.go)."""
+    out = copy.deepcopy(dict(defaults))
+    for key, value in overrides.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merged_values(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def probe_window_seconds(probe: Mapping[str, Any]) -> int:
+    """How long a probe tolerates failure: periodSeconds x failureThreshold (Kubernetes' defaults 10 and 3).
+    The one place this formula lives in Python; the chart's `jina-embeddings.probeWindow` is its twin."""
+    return int(probe.get("periodSeconds", 10)) * int(probe.get("failureThreshold", 3))
+
+
 def startup_window_seconds(values: Mapping[str, Any]) -> int:
-    """How long a pod of the release may take to start: the startup probe's periodSeconds x failureThreshold."""
-    startup = values["probes"]["startup"]
-    return startup["periodSeconds"] * startup["failureThreshold"]
+    """How long a pod of the release may take to start: the startup probe's window."""
+    return probe_window_seconds(values["probes"]["startup"])
 
 
 def rollout_await_seconds(values: Mapping[str, Any]) -> int:

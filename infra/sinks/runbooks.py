@@ -70,7 +70,7 @@ def _selector(labels: dict[str, str]) -> str:
 def variant_facts(release: PlannedRelease, objects: list[dict[str, Any]], index: int) -> VariantFacts:
     kinds = {o["kind"]: o for o in objects}
     deployment = kinds["Deployment"]
-    v = release.values
+    v = release.effective_values
     scaledobject = kinds.get("ScaledObject")
     hpa = kinds.get("HorizontalPodAutoscaler")
     return VariantFacts(

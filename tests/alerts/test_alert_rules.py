@@ -14,7 +14,6 @@ import yaml
 from infra.checks.promtool import CASES, release_alerts, write_promtool_files
 from infra.core.thresholds import (
     ALERT_NAMES,
-    DEFAULT_THRESHOLDS,
     parse_duration,
     rule_groups,
 )
@@ -163,10 +162,15 @@ def test_alert_catalogue_chart_cases_and_templates_agree(rendered_releases):
     assert {p.name[: -len(".md.j2")] for p in TEMPLATES.glob("JinaEmbeddings*.md.j2")} == set(ALERT_NAMES)
 
 
-def test_chart_threshold_defaults_equal_the_python_defaults():
+def test_the_chart_owns_the_static_thresholds_and_the_plan_only_the_derived_ones(stack_plans):
     values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
-    assert values["prometheusRule"]["thresholds"] == DEFAULT_THRESHOLDS
     assert values["prometheusRule"]["enabled"] is False
+    for plan in stack_plans.values():
+        for release in plan.releases:
+            assert set(release.values["prometheusRule"]["thresholds"]) == {"backlogWaitingPerPod", "podNotReadyFor"}
+            assert set(release.effective_values["prometheusRule"]["thresholds"]) == set(
+                values["prometheusRule"]["thresholds"]
+            )
 
 
 def test_pod_not_ready_waits_longer_than_any_start_up(stack_plans, rendered_releases):

@@ -7,7 +7,8 @@ import pytest
 from infra.core.config import ConfigError, load
 from infra.core.plan import build, build_for_env, measured_constants
 from infra.core.stackfile import read_stack_file
-from infra.core.thresholds import DEFAULT_THRESHOLDS, format_duration, parse_duration
+from infra.core.thresholds import format_duration, parse_duration
+from infra.core.values import chart_defaults
 
 
 def test_prod_releases_get_rules_linking_their_env_pages_and_derived_thresholds():
@@ -18,9 +19,10 @@ def test_prod_releases_get_rules_linking_their_env_pages_and_derived_thresholds(
         t = rule["thresholds"]
         assert t["backlogWaitingPerPod"] == 4 * plan.config.autoscaling.target_waiting_per_pod
         assert parse_duration(t["podNotReadyFor"]) >= max(900, release.sizing.startup_budget_seconds + 300)
-        assert {k: v for k, v in t.items() if k not in ("backlogWaitingPerPod", "podNotReadyFor")} == {
-            k: v for k, v in DEFAULT_THRESHOLDS.items() if k not in ("backlogWaitingPerPod", "podNotReadyFor")
-        }
+        # The plan emits only the two it derives; the chart's values.yaml owns the rest.
+        assert set(t) == {"backlogWaitingPerPod", "podNotReadyFor"}
+        effective = release.effective_values["prometheusRule"]["thresholds"]
+        assert effective == {**chart_defaults()["prometheusRule"]["thresholds"], **t}
 
 
 def test_dev_has_no_rules():
@@ -63,3 +65,50 @@ def test_durations_round_trip():
     assert [format_duration(s) for s in (90, 900, 7200)] == ["90s", "15m", "2h"]
     with pytest.raises(ValueError):
         parse_duration("15 minutes")
+
+
+# Static chart defaults: values.yaml is their one owner (issue "one owner per fact"); the plan never emits them.
+CHART_OWNED = (
+    "model.dtype",
+    "image.digest",
+    "image.pullPolicy",
+    "vllm.shutdownTimeoutSeconds",
+    "vllm.extraArgs",
+    "gpu.count",
+    "probes.startup.path",
+    "probes.startup.timeoutSeconds",
+    "probes.readiness",
+    "probes.liveness",
+    "lifecycle",
+    "terminationGracePeriodSeconds",
+    "autoscaling.keda.pollingInterval",
+    "autoscaling.keda.cooldownPeriod",
+    "autoscaling.behavior",
+    "podDisruptionBudget",
+    "topologySpread",
+    "podSecurityContext.runAsUser",
+    "podSecurityContext.runAsGroup",
+    "podSecurityContext.fsGroup",
+    "securityContext",
+    "service.type",
+    "serviceMonitor.interval",
+    "serviceMonitor.scrapeTimeout",
+    "serviceMonitor.labels",
+    "prometheusRule.labels",
+    "podLabels",
+    "podAnnotations",
+)
+
+
+@pytest.mark.parametrize("env", __import__("infra.core.stackfile", fromlist=["stack_names"]).stack_names())
+def test_the_plan_never_emits_a_static_chart_default(env):
+    for release in build_for_env(env).releases:
+        for path in CHART_OWNED:
+            node = release.values
+            for key in path.split("."):
+                node = node.get(key, {}) if isinstance(node, dict) else {}
+            assert node == {}, f"{env}/{release.variant}: {path} is emitted by the plan; values.yaml owns it"
+            effective = release.effective_values
+            for key in path.split("."):
+                effective = effective[key]
+            assert effective is not None  # and the chart does define it

@@ -77,6 +77,13 @@ successThreshold: {{ . }}
 {{- end }}
 {{- end }}
 
+{{/* How long a probe tolerates failure, in seconds: periodSeconds x failureThreshold. The one place the
+formula lives in the chart (infra/core/values.py probe_window_seconds is its twin). Usage:
+int (include "jina-embeddings.probeWindow" .Values.probes.startup) */}}
+{{- define "jina-embeddings.probeWindow" -}}
+{{- mul (int .periodSeconds) (int .failureThreshold) }}
+{{- end }}
+
 {{/* Replicas the HPA never goes under, or the fixed count. */}}
 {{- define "jina-embeddings.minReplicas" -}}
 {{- if .Values.autoscaling.enabled }}{{ .Values.autoscaling.minReplicas }}{{ else }}{{ .Values.replicaCount }}{{ end }}

@@ -20,6 +20,7 @@ from typing import Any
 
 from infra.checks.policy.pss import pod_template
 from infra.checks.policy.violations import Violation, object_id
+from infra.core.values import probe_window_seconds
 
 GPU_RESOURCE = re.compile(r"^(nvidia\.com|amd\.com)/")
 SERVER_COMPONENT = "embedding-server"
@@ -134,10 +135,6 @@ def container_ports(workload: Mapping[str, Any]) -> set:
             if p.get("name"):
                 found.add(p["name"])
     return found
-
-
-def _window(probe: Mapping[str, Any]) -> int:
-    return int(probe.get("periodSeconds", 10)) * int(probe.get("failureThreshold", 3))
 
 
 def _flag(args: Sequence[str], flag: str) -> str | None:
@@ -303,14 +300,22 @@ def check_budgets(w: Mapping[str, Any], objects: Bundle) -> list[str]:
     deadline = (w.get("spec") or {}).get("progressDeadlineSeconds", 600)
     for c in _server_containers(w):
         probes = {p: c.get(f"{p}Probe") or {} for p in ("startup", "readiness", "liveness")}
-        if probes["liveness"] and probes["readiness"] and _window(probes["liveness"]) <= _window(probes["readiness"]):
+        if (
+            probes["liveness"]
+            and probes["readiness"]
+            and probe_window_seconds(probes["liveness"]) <= probe_window_seconds(probes["readiness"])
+        ):
             problems.append(
-                f"container {c.get('name')}: liveness tolerates {_window(probes['liveness'])}s <= readiness "
-                f"{_window(probes['readiness'])}s: an overloaded pod is restarted before it leaves the endpoints"
+                f"container {c.get('name')}: liveness tolerates {probe_window_seconds(probes['liveness'])}s <= readiness "
+                f"{probe_window_seconds(probes['readiness'])}s: an overloaded pod is restarted before it leaves the endpoints"
             )
-        if probes["startup"] and w.get("kind") == "Deployment" and _window(probes["startup"]) > int(deadline):
+        if (
+            probes["startup"]
+            and w.get("kind") == "Deployment"
+            and probe_window_seconds(probes["startup"]) > int(deadline)
+        ):
             problems.append(
-                f"container {c.get('name')}: startup budget {_window(probes['startup'])}s exceeds "
+                f"container {c.get('name')}: startup budget {probe_window_seconds(probes['startup'])}s exceeds "
                 f"progressDeadlineSeconds {deadline}"
             )
         sleep = int((((c.get("lifecycle") or {}).get("preStop") or {}).get("sleep") or {}).get("seconds", 0))
