@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,8 +89,8 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], align: str = "") -> str:
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align or ("---",) * len(header)) + " |"]
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(("---",) * len(header)) + " |"]
     lines += ["| " + " | ".join(_cell(x) for x in row) + " |" for row in rows]
     return "\n".join(lines)
 
