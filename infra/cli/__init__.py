@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "infra.cli.checkov",
     "infra.cli.alerts",
     "infra.cli.runbooks",
+    "infra.cli.docs",
     "infra.cli.status",
     "infra.cli.smoke",
     "infra.cli.engine",

@@ -447,6 +447,15 @@ TOP_LEVEL_KEYS = (
     "gateway",
 )
 SECRET_KEYS = ("hfToken", "apiKey")
+# The keys of each top-level mapping (the pools and variants have POOL_KEYS and VARIANT_KEYS).
+AUTOSCALING_KEYS = ("metric", "targetCpuUtilization", "targetWaitingPerPod", "kedaPrometheusAddress")
+WEIGHTS_KEYS = ("source", "offline", "pvcSize", "pvcStorageClass", "pvcAccessMode", "downloadMBps")
+NETWORK_KEYS = ("clientNamespaces", "clientPodLabels", "prometheusNamespace", "prometheusPodLabels", "gatewayNamespace")
+GATEWAY_KEYS = ("enabled", "host", "parentRef")
+GATEWAY_PARENT_KEYS = ("name", "namespace", "sectionName")
+PRIORITY_CLASS_KEYS = ("name", "create", "value")
+MONITORING_KEYS = ("serviceMonitor", "prometheusRule", "grafanaDashboard", "runbookBaseUrl")
+SECRETS_KEYS = ("hfTokenSecretName", "apiKeySecretName")
 
 
 def _label_key_ok(key: str) -> bool:
@@ -764,11 +773,7 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
         )
     variants = {name: variants[name] for name in VARIANT_NAMES if name in variants}
 
-    a = r.mapping(
-        raw.get("autoscaling"),
-        "autoscaling",
-        ("metric", "targetCpuUtilization", "targetWaitingPerPod", "kedaPrometheusAddress"),
-    )
+    a = r.mapping(raw.get("autoscaling"), "autoscaling", AUTOSCALING_KEYS)
     d = AutoscalingConfig()
     autoscaling = AutoscalingConfig(
         metric=r.string(a, "metric", "autoscaling", d.metric, allowed=AUTOSCALING_METRICS),
@@ -788,11 +793,7 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
         ),
     )
 
-    w = r.mapping(
-        raw.get("weights"),
-        "weights",
-        ("source", "offline", "pvcSize", "pvcStorageClass", "pvcAccessMode", "downloadMBps"),
-    )
+    w = r.mapping(raw.get("weights"), "weights", WEIGHTS_KEYS)
     dw = WeightsConfig()
     weights = WeightsConfig(
         source=r.string(w, "source", "weights", dw.source, allowed=WEIGHT_SOURCES),
@@ -814,11 +815,7 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
             set_fix("weights.source", "pvc"),
         )
 
-    n = r.mapping(
-        raw.get("network"),
-        "network",
-        ("clientNamespaces", "clientPodLabels", "prometheusNamespace", "prometheusPodLabels", "gatewayNamespace"),
-    )
+    n = r.mapping(raw.get("network"), "network", NETWORK_KEYS)
     network = NetworkConfig(
         client_namespaces=r.string_list(n, "clientNamespaces", "network", pattern=_DNS_LABEL, what="a namespace name"),
         client_pod_labels=_read_labels(r, n, "clientPodLabels", "network"),
@@ -829,8 +826,8 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
         gateway_namespace=r.string(n, "gatewayNamespace", "network", "", pattern=_DNS_LABEL, what="a namespace name"),
     )
 
-    g = r.mapping(raw.get("gateway"), "gateway", ("enabled", "host", "parentRef"))
-    parent = r.mapping(g.get("parentRef"), "gateway.parentRef", ("name", "namespace", "sectionName"))
+    g = r.mapping(raw.get("gateway"), "gateway", GATEWAY_KEYS)
+    parent = r.mapping(g.get("parentRef"), "gateway.parentRef", GATEWAY_PARENT_KEYS)
     gateway = GatewayConfig(
         enabled=r.boolean(g, "enabled", "gateway", False),
         host=r.string(
@@ -876,7 +873,7 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
                 set_fix("network.gatewayNamespace", gateway.parent_namespace or "gateway"),
             )
 
-    pc = r.mapping(raw.get("priorityClass"), "priorityClass", ("name", "create", "value"))
+    pc = r.mapping(raw.get("priorityClass"), "priorityClass", PRIORITY_CLASS_KEYS)
     dpc = PriorityClassConfig()
     priority = PriorityClassConfig(
         name=r.string(pc, "name", "priorityClass", dpc.name, pattern=_DNS_SUBDOMAIN, what="a PriorityClass name"),
@@ -885,9 +882,7 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
         value=r.integer(pc, "value", "priorityClass", dpc.value, low=-2147483648, high=1_000_000_000) or 0,
     )
 
-    m = r.mapping(
-        raw.get("monitoring"), "monitoring", ("serviceMonitor", "prometheusRule", "grafanaDashboard", "runbookBaseUrl")
-    )
+    m = r.mapping(raw.get("monitoring"), "monitoring", MONITORING_KEYS)
     monitoring = MonitoringConfig(
         service_monitor=r.boolean(m, "serviceMonitor", "monitoring", False),
         prometheus_rule=r.boolean(m, "prometheusRule", "monitoring", False),
@@ -924,7 +919,7 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
                 "is stored in plain text in the stack file",
                 f"pulumi config set --secret '{PROJECT}:{key}' <value>",
             )
-    s = r.mapping(raw.get("secrets"), "secrets", ("hfTokenSecretName", "apiKeySecretName"))
+    s = r.mapping(raw.get("secrets"), "secrets", SECRETS_KEYS)
     hf_given, key_given = isinstance(raw.get("hfToken"), SecretValue), isinstance(raw.get("apiKey"), SecretValue)
     secrets = SecretsConfig(
         hf_token_secret_name=r.string(

@@ -288,7 +288,7 @@ def test_destroy_leaves_nothing_behind(engine, cluster, plan):
 
 
 # ---------------------------------------------------------------------------------------------
-# README.md, "Pulumi: deploying an environment": its commands, in order, on the local cluster
+# docs/configuration.md, "Deploying with Pulumi": its commands, in order, on the local cluster
 # ---------------------------------------------------------------------------------------------
 
 # How each command of that section runs here. `pulumi preview` and `pulumi up` need the Python language host,
@@ -329,10 +329,10 @@ def readme_command_keys() -> set[str]:
 
 def test_readme_commands_for_a_real_cluster_run_here(cluster, workdir, plan):
     assert readme_command_keys() == set(README_COMMANDS_HERE), (
-        "README.md's Pulumi section changed: map its commands here"
+        "docs/configuration.md's Pulumi section changed: map its commands here"
     )
     e = Engine(cluster, workdir / "readme")
-    state_url = e.env.pop("PULUMI_BACKEND_URL")  # the README logs in instead
+    state_url = e.env.pop("PULUMI_BACKEND_URL")  # the page logs in instead
     e.pulumi("login", state_url)
     e.pulumi("stack", "select", "--create", ENV)
     context = cluster.kubectl("config", "current-context").stdout.strip()

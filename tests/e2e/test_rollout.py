@@ -1,7 +1,7 @@
 """A rollout in a GPU pool with no free GPU.
 
-The bundle's default strategy, `gpu-constrained` (maxSurge 0, maxUnavailable 1; README "Stack
-configuration", `rollout`), replaces one pod at a time in place, so it completes without ever needing a
+The bundle's default strategy, `gpu-constrained` (maxSurge 0, maxUnavailable 1; docs/configuration.md,
+"Stack keys", `rollout`), replaces one pod at a time in place, so it completes without ever needing a
 GPU the pool does not have. For contrast, `surge` (maxSurge 1, maxUnavailable 0) needs one spare GPU: in
 a full pool its surge pod stays Pending with FailedScheduling and the rollout stalls (with the old pods
 still serving) until the strategy is switched back, as documented. The pool is filled by scaling the

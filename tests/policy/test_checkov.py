@@ -18,7 +18,7 @@ from infra.core.stackfile import stack_names
 from infra.sinks.bundles import exported_envs
 from tests.policy.conftest import find
 
-# The suppressions the bundle documents (README "Security controls"), each rendered with its reason.
+# The suppressions the bundle documents (docs/security.md, "Checkov"), each rendered with its reason.
 DOCUMENTED_SKIPS = {"CKV_K8S_15", "CKV_K8S_35", "CKV_K8S_40", "CKV_K8S_43"}
 
 
@@ -103,7 +103,7 @@ def test_a_planted_violation_fails_and_a_bare_suppression_is_reported(rendered):
 
 
 def test_make_checkov_passes_over_every_stack_scenario_and_the_committed_export(checkov_binary):
-    """The README's `make checkov`: rendered stacks and scenarios, then manifests/<env>/ as committed."""
+    """docs/security.md's `make checkov`: rendered stacks and scenarios, then manifests/<env>/ as committed."""
     assert exported_envs() == stack_names(), "manifests/ lacks a stack: run `make export`"
     started = time.monotonic()
     proc = subprocess.run(["make", "checkov"], cwd=REPO_ROOT, capture_output=True, text=True)

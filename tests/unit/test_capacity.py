@@ -94,9 +94,9 @@ def run_capacity(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-README_COMMANDS = [
+README_COMMANDS = [  # docs/sizing.md, "Capacity planning"
     line.split("#")[0].split()[4:]
-    for line in (REPO_ROOT / "README.md").read_text().splitlines()
+    for line in (REPO_ROOT / "docs" / "sizing.md").read_text().splitlines()
     if line.startswith(".venv/bin/python -m infra capacity")
 ]
 

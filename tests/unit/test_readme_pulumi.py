@@ -1,4 +1,4 @@
-"""The README's "Pulumi: deploying an environment" commands name only things that exist: stacks
+"""docs/configuration.md's "Deploying with Pulumi" commands name only things that exist: stacks
 with a stack file, config keys the program accepts, outputs the program exports. (Running them needs
 the engine and a cluster: the end-to-end tier's job.)"""
 
@@ -15,12 +15,13 @@ from infra.core.paths import REPO_ROOT
 from infra.core.stackfile import stack_names
 from tests.unit.pulumi_program_harness import run_program
 
-SECTION = "## Pulumi: deploying an environment"
+PAGE = REPO_ROOT / "docs" / "configuration.md"
+SECTION = "## Deploying with Pulumi"
 
 
 def section_commands() -> list[list[str]]:
-    text = (REPO_ROOT / "README.md").read_text()
-    assert SECTION in text, f"README.md lacks the section {SECTION!r}"
+    text = PAGE.read_text()
+    assert SECTION in text, f"docs/configuration.md lacks the section {SECTION!r}"
     body = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```bash\n(.*?)```", body, re.S)
     assert blocks, "the section shows no bash block"
@@ -68,5 +69,5 @@ def test_readme_pulumi_commands_name_real_stacks_keys_and_outputs():
     outputs = {c[3] for c in pulumi_cmds if c[1:3] == ["stack", "output"] and len(c) > 3 and not c[3].startswith("-")}
     exported = run_program("prod", yaml.safe_load((REPO_ROOT / "Pulumi.prod.yaml").read_text())["config"]).exports
     assert outputs and outputs <= set(exported), (
-        f"README reads outputs {outputs}; the program exports {sorted(exported)}"
+        f"docs/configuration.md reads outputs {outputs}; the program exports {sorted(exported)}"
     )
