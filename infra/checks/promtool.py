@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from infra.core.release import ReleaseSpec
 from infra.core.thresholds import (
     ALERT_NAMES,
     format_duration,
@@ -27,7 +28,6 @@ from infra.core.thresholds import (
     rule_groups,
     rules_file,
 )
-from infra.core.values import autoscaler_name, startup_window_seconds
 
 # ---------------------------------------------------------------------------------------------
 # Rendered rules
@@ -86,16 +86,16 @@ class ReleaseAlerts:
         return {"exp_labels": {**labels, **rule.get("labels", {})}, "exp_annotations": annotations}
 
 
-def release_alerts(values: dict[str, Any], namespace: str, group: dict[str, Any]) -> ReleaseAlerts:
+def release_alerts(spec: ReleaseSpec, namespace: str, group: dict[str, Any]) -> ReleaseAlerts:
     return ReleaseAlerts(
-        variant=values["model"]["variant"],
-        fullname=values["fullnameOverride"],
+        variant=spec.model.variant,
+        fullname=spec.name,
         namespace=namespace,
-        model_name=values["model"]["servedModelName"],
-        thresholds=values["prometheusRule"]["thresholds"],
-        startup_budget=startup_window_seconds(values),
-        hpa_name=autoscaler_name(values),
-        max_replicas=values["autoscaling"]["maxReplicas"],
+        model_name=spec.model.served_model_name,
+        thresholds=spec.effective_thresholds,
+        startup_budget=spec.startup_window_seconds,
+        hpa_name=spec.autoscaler_name,
+        max_replicas=spec.scaling.max_replicas,
         rules={rule["alert"]: rule for rule in group["rules"] if "alert" in rule},
     )
 
@@ -473,7 +473,7 @@ def write_promtool_files(plan, rendered: dict[str, list[dict[str, Any]]], out: P
         (out / f"rules-{release.variant}.yaml").write_text(rules_file(release_groups))
         for group in release_groups:
             cases = promtool_tests(
-                release_alerts(release.effective_values, release.namespace, group), f"rules-{release.variant}.yaml"
+                release_alerts(release.spec, release.namespace, group), f"rules-{release.variant}.yaml"
             )
             for name, content in cases.items():
                 (out / name).write_text(yaml.safe_dump(content, sort_keys=False, width=200))

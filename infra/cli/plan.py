@@ -11,12 +11,13 @@ from infra.core.accelerators import GIB
 from infra.core.errors import EXIT_OK
 from infra.core.paths import REPO_ROOT
 from infra.core.plan import Plan, PlannedRelease, build_for_env
+from infra.core.release import probe_window_seconds
 from infra.core.stackfile import stack_names
-from infra.core.values import probe_window_seconds, vllm_args
+from infra.sinks.helm import effective_values, vllm_args
 
 
 def release_summary(release: PlannedRelease) -> dict[str, Any]:
-    v, s = release.effective_values, release.sizing
+    v, s = effective_values(release.spec), release.sizing
     probes = v["probes"]
     return {
         "release": release.name,

@@ -89,7 +89,7 @@ def secret_rows(bundles: Mapping[str, list[dict[str, Any]]], envs: list[str]) ->
     )
     for env, release in values:
         helm_values.failures += [
-            str(f) for f in secrets.scan_objects([release.values], f"values:{env}/{release.variant}")
+            str(f) for f in secrets.scan_objects([helm_values(release.spec)], f"values:{env}/{release.variant}")
         ]
     rendered = Row(
         "secrets",

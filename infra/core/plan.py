@@ -7,7 +7,6 @@ export (python -m infra export) renders it into manifests/<env>/. A test proves 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,9 @@ from infra.core.config import ConfigError, PoolConfig, StackConfig
 from infra.core.names import release_name
 from infra.core.paths import CHART_PATH, REPO_ROOT
 from infra.core.platform_objects import platform_objects
+from infra.core.release import ReleaseSpec, release_spec
 from infra.core.sizing import Sizing, SizingConstants, fit_problems
 from infra.core.stackfile import load_stack
-from infra.core.values import chart_defaults, merged_values, release_values
 
 
 @dataclass(frozen=True)
@@ -29,14 +28,8 @@ class PlannedRelease:
     name: str
     namespace: str
     pool: PoolConfig
-    values: dict[str, Any]
+    spec: ReleaseSpec  # what the plan decides; Helm values only at the sink edge (infra.sinks.helm)
     sizing: Sizing
-
-    @cached_property
-    def effective_values(self) -> dict[str, Any]:
-        """The values the chart renders with: its values.yaml defaults under `values` (what the plan passes to
-        helm, which holds only what the plan computes), merged as Helm merges them."""
-        return merged_values(chart_defaults(), self.values)
 
     @property
     def chart_path(self) -> Path:
@@ -44,15 +37,15 @@ class PlannedRelease:
 
     @property
     def service_name(self) -> str:
-        return self.values["fullnameOverride"]
+        return self.spec.name
 
     @property
     def served_model_name(self) -> str:
-        return self.values["model"]["servedModelName"]
+        return self.spec.model.served_model_name
 
     @property
     def url(self) -> str:
-        return f"http://{self.service_name}.{self.namespace}.svc:{self.values['service']['port']}"
+        return f"http://{self.service_name}.{self.namespace}.svc:{self.spec.port}"
 
 
 class UnknownVariant(KeyError):
@@ -90,11 +83,9 @@ def build(cfg: StackConfig, constants: SizingConstants) -> Plan:
         raise ConfigError(cfg.env, problems)
     releases = []
     for variant in cfg.variants.values():
-        values, sizing = release_values(cfg, variant, constants)
+        spec, sizing = release_spec(cfg, variant, constants)
         releases.append(
-            PlannedRelease(
-                variant.name, release_name(variant.name), cfg.namespace, cfg.pool_of(variant), values, sizing
-            )
+            PlannedRelease(variant.name, release_name(variant.name), cfg.namespace, cfg.pool_of(variant), spec, sizing)
         )
     return Plan(cfg.env, cfg, tuple(platform_objects(cfg)), tuple(releases))
 

@@ -64,15 +64,6 @@ def thresholds_for(cfg: StackConfig, sizing: Sizing) -> dict[str, Any]:
     return thresholds
 
 
-def prometheus_rule_values(cfg: StackConfig, sizing: Sizing) -> dict[str, Any]:
-    """The chart's `prometheusRule` values of one release of this stack."""
-    return {
-        "enabled": cfg.monitoring.prometheus_rule,
-        "runbookBaseUrl": f"{cfg.monitoring.runbook_base_url}/{cfg.env}",
-        "thresholds": thresholds_for(cfg, sizing),
-    }
-
-
 def rule_groups(rendered_objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """spec.groups of every PrometheusRule among rendered objects (one group per release)."""
     groups: list[dict[str, Any]] = []

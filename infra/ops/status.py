@@ -27,7 +27,6 @@ from typing import Any
 
 from infra.core.names import PROJECT
 from infra.core.plan import Plan
-from infra.core.values import autoscaler_name
 
 RECENT_EVENTS = 20
 REQUEST_TIMEOUT = (5, 20)  # connect, read (seconds)
@@ -235,7 +234,7 @@ def summarize(
     variants = []
     for release in plan.releases:
         d = deployments.get(release.name)
-        expected = autoscaler_name(release.values)
+        expected = release.spec.autoscaler_name
         status = VariantStatus(release.variant, release.name, d is not None, expected_autoscaler=expected)
         if d is not None:
             s = d.status

@@ -33,9 +33,9 @@ import yaml
 from infra.core.names import PROJECT, object_filename, with_namespace
 from infra.core.paths import REPO_ROOT
 from infra.core.plan import Plan, build_for_env
+from infra.core.release import secret_refs
 from infra.core.stackfile import stack_file
-from infra.core.values import secret_refs
-from infra.sinks.helm import render_release
+from infra.sinks.helm import helm_values, render_release
 
 MANIFESTS_DIR = REPO_ROOT / "manifests"
 
@@ -97,7 +97,7 @@ def check_no_secret_data(obj: Mapping[str, Any], where: str) -> None:
 
 def _flux_timeout(plan: Plan) -> str:
     """Flux waits for every object to become ready: as long as the slowest rollout (or the weights Job) may take."""
-    deadlines = [r.values["rollout"]["progressDeadlineSeconds"] for r in plan.releases]
+    deadlines = [r.spec.rollout.progress_deadline_seconds for r in plan.releases]
     deadlines += [o["spec"].get("activeDeadlineSeconds", 0) for o in plan.platform if o["kind"] == "Job"]
     return f"{-(-max(deadlines) // 60)}m"
 
@@ -238,7 +238,7 @@ def render_stack(plan: Plan, chart_objects: Mapping[str, list[dict[str, Any]]]) 
                 f"--namespace {ns} --values values/{release.variant}.yaml",
             )
         # Exactly the dict the Pulumi program passes as the Chart's values (same plan); see tests.
-        files[f"values/{release.variant}.yaml"] = yaml.safe_dump(release.values, sort_keys=True)
+        files[f"values/{release.variant}.yaml"] = yaml.safe_dump(helm_values(release.spec), sort_keys=True)
 
     groups = ["platform"] + [r.variant for r in plan.releases]
     resources = sorted(object_paths, key=lambda p: (groups.index(p.split("/")[0]), p))

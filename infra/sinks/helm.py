@@ -1,7 +1,14 @@
-"""Running the pinned helm binary (built by tools/bootstrap.sh) over the bundle's chart."""
+"""The chart's sink edge: a release spec becomes Helm values here, and the pinned helm renders them.
+
+`helm_values` is the one place the typed `ReleaseSpec` (infra.core.release) turns into the chart's values
+dict; the Pulumi program, the export and `helm template` all pass exactly that dict. `vllm_args` mirrors the
+chart's container args (templates/deployment.yaml) for `python -m infra plan`; tests keep the two equal.
+The helm binary is the one tools/bootstrap.sh builds.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,7 +18,9 @@ from typing import Any
 
 import yaml
 
+from infra.core.names import PROJECT
 from infra.core.plan import PlannedRelease
+from infra.core.release import ReleaseSpec, chart_defaults, merged_values
 
 TOOLS_DIR = Path(os.environ.get("BUNDLE_TOOLS_DIR", Path.home() / ".cache" / "jina-embeddings-bundle" / "tools"))
 
@@ -48,4 +57,129 @@ def template(chart: Path, release_name: str, namespace: str, values: dict[str, A
 
 
 def render_release(release: PlannedRelease) -> list[dict[str, Any]]:
-    return template(release.chart_path, release.name, release.namespace, release.values)
+    return template(release.chart_path, release.name, release.namespace, helm_values(release.spec))
+
+
+def helm_values(spec: ReleaseSpec) -> dict[str, Any]:
+    """The chart's values for one release: only what the plan computes (values.yaml owns the static defaults)."""
+    route: dict[str, Any] = {"enabled": False, "host": "", "pathPrefix": "", "parentRefs": []}
+    if spec.http_route is not None:
+        parent = {"name": spec.http_route.parent_name, "namespace": spec.http_route.parent_namespace}
+        if spec.http_route.parent_section:
+            parent["sectionName"] = spec.http_route.parent_section
+        route = {
+            "enabled": True,
+            "host": spec.http_route.host,
+            "pathPrefix": spec.http_route.path_prefix,
+            "parentRefs": [parent],
+        }
+    m, r = spec.model, spec.resources
+
+    def resources(cpu: str) -> dict[str, str]:
+        return {"cpu": cpu, "memory": r.memory, "ephemeral-storage": r.ephemeral_storage}
+
+    return {
+        "fullnameOverride": spec.name,
+        # The chart's own labels already carry app.kubernetes.io/part-of (the schema refuses a repeat).
+        "commonLabels": {f"{PROJECT}/stack": spec.stack},
+        "model": {
+            "variant": m.variant,
+            "servingMode": m.serving_mode,
+            "repository": m.repository,
+            "revision": m.revision,
+            "jinaTask": m.jina_task,
+            "servedModelName": m.served_model_name,
+            "maxModelLen": m.max_model_len,
+            "matryoshkaDimensions": list(m.matryoshka_dimensions),
+        },
+        "image": {"repository": spec.image_repository, "tag": spec.image_tag},
+        "vllm": {
+            "port": spec.port,
+            "gpuMemoryUtilization": spec.engine.gpu_memory_utilization,
+            "maxNumBatchedTokens": spec.engine.max_num_batched_tokens,
+            "maxNumSeqs": spec.engine.max_num_seqs,
+            "apiKey": {"existingSecret": spec.api_key.name, "key": spec.api_key.data_key},
+        },
+        "gpu": {"vendor": spec.gpu_vendor, "resourceName": spec.gpu_resource},
+        "resources": {"requests": resources(r.cpu_request), "limits": resources(r.cpu_limit)},
+        "sharedMemory": {"sizeLimit": r.shared_memory},
+        "weights": {
+            "source": spec.weights.source,
+            "offline": spec.weights.offline,
+            "cacheSizeLimit": spec.weights.cache_size_limit,
+            "existingClaim": spec.weights.existing_claim,
+            "hfToken": {"existingSecret": spec.hf_token.name, "key": spec.hf_token.data_key},
+        },
+        "probes": {
+            "startup": {
+                "periodSeconds": spec.startup_period_seconds,
+                "failureThreshold": spec.startup_failure_threshold,
+            },
+        },
+        "replicaCount": spec.scaling.min_replicas,
+        "autoscaling": {
+            "enabled": spec.scaling.autoscaled,
+            "minReplicas": spec.scaling.min_replicas,
+            "maxReplicas": spec.scaling.max_replicas,
+            "metric": spec.scaling.metric,
+            "targetCpuUtilization": spec.scaling.target_cpu_utilization,
+            "targetWaitingPerPod": spec.scaling.target_waiting_per_pod,
+            "keda": {"serverAddress": spec.scaling.keda_server_address},
+        },
+        "rollout": {
+            "maxSurge": spec.rollout.max_surge,
+            "maxUnavailable": spec.rollout.max_unavailable,
+            "progressDeadlineSeconds": spec.rollout.progress_deadline_seconds,
+        },
+        "nodeSelector": dict(spec.node_selector),
+        "tolerations": [t.manifest() for t in spec.tolerations],
+        "priorityClassName": spec.priority_class,
+        "podSecurityContext": {"supplementalGroups": list(spec.supplemental_groups)},
+        "serviceAccount": {"create": False, "name": spec.service_account},
+        "service": {"port": spec.port},
+        "httpRoute": route,
+        "serviceMonitor": {"enabled": spec.monitoring.service_monitor},
+        # Alert rules (templates/prometheusrule.yaml): the runbook links and the two derived thresholds.
+        "prometheusRule": {
+            "enabled": spec.monitoring.prometheus_rule,
+            "runbookBaseUrl": spec.monitoring.runbook_base_url,
+            "thresholds": dict(spec.monitoring.derived_thresholds),
+        },
+    }
+
+
+def effective_values(spec: ReleaseSpec) -> dict[str, Any]:
+    """The values the chart renders with: values.yaml's defaults under `helm_values`, merged as Helm merges."""
+    return merged_values(chart_defaults(), helm_values(spec))
+
+
+def vllm_args(values: dict[str, Any]) -> list[str]:
+    """The `vllm serve` arguments the chart renders from these values (templates/deployment.yaml).
+
+    `python -m infra plan` prints them; tests/chart asserts the rendered Deployment carries exactly
+    these, so this function and the template cannot drift apart.
+    """
+    m, v = values["model"], values["vllm"]
+    overrides: dict[str, Any] = {"matryoshka_dimensions": m["matryoshkaDimensions"]}
+    if m["servingMode"] == "base":
+        overrides["jina_task"] = m["jinaTask"]
+    return [
+        m["repository"],
+        f"--revision={m['revision']}",
+        f"--tokenizer-revision={m['revision']}",
+        f"--served-model-name={m['servedModelName']}",
+        "--runner=pooling",
+        "--trust-remote-code",
+        f"--dtype={m['dtype']}",
+        f"--max-model-len={m['maxModelLen']}",
+        f"--gpu-memory-utilization={v['gpuMemoryUtilization']}",
+        f"--max-num-batched-tokens={v['maxNumBatchedTokens']}",
+        f"--max-num-seqs={v['maxNumSeqs']}",
+        '--pooler-config={"use_activation":true}',
+        "--hf-overrides=" + json.dumps(overrides, separators=(",", ":"), sort_keys=True),
+        "--host=0.0.0.0",
+        f"--port={v['port']}",
+        f"--shutdown-timeout={v['shutdownTimeoutSeconds']}",
+        "--disable-access-log-for-endpoints=/health,/metrics,/ping",
+        *v["extraArgs"],
+    ]

@@ -27,7 +27,7 @@ from infra.core.thresholds import (
     parse_duration,
     rule_groups,
 )
-from infra.core.values import startup_window_seconds
+from infra.sinks.helm import effective_values
 
 RUNBOOKS_DIR = REPO_ROOT / "docs" / "runbooks"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "runbook_templates"
@@ -70,7 +70,7 @@ def _selector(labels: dict[str, str]) -> str:
 def variant_facts(release: PlannedRelease, objects: list[dict[str, Any]], index: int) -> VariantFacts:
     kinds = {o["kind"]: o for o in objects}
     deployment = kinds["Deployment"]
-    v = release.effective_values
+    v = effective_values(release.spec)
     scaledobject = kinds.get("ScaledObject")
     hpa = kinds.get("HorizontalPodAutoscaler")
     return VariantFacts(
@@ -99,7 +99,7 @@ def variant_facts(release: PlannedRelease, objects: list[dict[str, Any]], index:
         local_port=LOCAL_PORT_BASE + index,
         query_prefix=VARIANTS[release.variant].query_prefix,
         startup_estimate=release.sizing.startup_seconds_estimate,
-        startup_budget=startup_window_seconds(v),
+        startup_budget=release.spec.startup_window_seconds,
         api_key_secret=v["vllm"]["apiKey"]["existingSecret"],
         rule=None,
         thresholds=v["prometheusRule"]["thresholds"],

@@ -17,7 +17,7 @@ from infra.core.thresholds import (
     parse_duration,
     rule_groups,
 )
-from infra.sinks.helm import TOOLS_DIR
+from infra.sinks.helm import TOOLS_DIR, effective_values
 from tests.conftest import CHART_DIR, pin, repo_path
 
 TEMPLATES = repo_path("infra", "runbook_templates")
@@ -167,8 +167,8 @@ def test_the_chart_owns_the_static_thresholds_and_the_plan_only_the_derived_ones
     assert values["prometheusRule"]["enabled"] is False
     for plan in stack_plans.values():
         for release in plan.releases:
-            assert set(release.values["prometheusRule"]["thresholds"]) == {"backlogWaitingPerPod", "podNotReadyFor"}
-            assert set(release.effective_values["prometheusRule"]["thresholds"]) == set(
+            assert set(release.spec.monitoring.derived_thresholds) == {"backlogWaitingPerPod", "podNotReadyFor"}
+            assert set(effective_values(release.spec)["prometheusRule"]["thresholds"]) == set(
                 values["prometheusRule"]["thresholds"]
             )
 
@@ -177,7 +177,7 @@ def test_pod_not_ready_waits_longer_than_any_start_up(stack_plans, rendered_rele
     for (env, variant), objects in rendered_releases.items():
         release = stack_plans[env].release(variant)
         for group in rule_groups(objects):
-            alerts = release_alerts(release.values, release.namespace, group)
+            alerts = release_alerts(release.spec, release.namespace, group)
             not_ready = next(r for r in group["rules"] if r["alert"] == "JinaEmbeddingsPodNotReady")["for"]
             assert parse_duration(not_ready) > alerts.startup_budget, (
                 f"{env}/{variant}: PodNotReady after {not_ready}, start-up budget {alerts.startup_budget}s"

@@ -10,8 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from infra.core.values import vllm_args
-from infra.sinks.helm import helm_binary, run_helm, template
+from infra.sinks.helm import effective_values, helm_binary, run_helm, template, vllm_args
 from tests import kube_schema
 from tests.conftest import CHART_DIR, STACKS, objects_of_kind, pin
 
@@ -131,7 +130,7 @@ def assert_deployment_invariants(name: str, deployment: dict, values: dict) -> N
         assert path in mounts, f"{name}: {path} is a writable volume"
     assert pod["automountServiceAccountToken"] is False and pod["enableServiceLinks"] is False, name
     assert ("replicas" in deployment["spec"]) != values["autoscaling"]["enabled"], f"{name}: replicas only without HPA"
-    assert container["args"] == vllm_args(values), f"{name}: rendered args equal infra.core.values.vllm_args"
+    assert container["args"] == vllm_args(values), f"{name}: rendered args equal infra.sinks.helm.vllm_args"
     assert (
         pod.get("nodeSelector", {}) == values["nodeSelector"] and pod.get("tolerations", []) == values["tolerations"]
     ), name
@@ -145,11 +144,11 @@ def test_stack_deployments_hold_the_invariants(stack_plans, rendered_releases):
             objects = rendered_releases[(env, release.variant)]
             (deployment,) = objects_of_kind(objects, "Deployment")
             name = f"{env}/{release.variant}"
-            assert_deployment_invariants(name, deployment, release.values)
+            assert_deployment_invariants(name, deployment, effective_values(release.spec))
             pool = release.pool
             pod = deployment["spec"]["template"]["spec"]
             # GPU resource, node selector and tolerations are the pool's
-            assert release.values["gpu"]["resourceName"] == pool.slice.resource_name, name
+            assert release.spec.gpu_resource == pool.slice.resource_name, name
             assert pod["nodeSelector"] == pool.full_node_selector, name
             assert {t["key"] for t in pod["tolerations"]} >= {t.key for t in pool.full_tolerations}, name
             (service,) = objects_of_kind(objects, "Service")
@@ -192,7 +191,7 @@ def test_base_mode_passes_the_task_and_merged_mode_does_not(rendered_releases, s
         for release in plan.releases:
             args = _container(objects_of_kind(rendered_releases[(env, release.variant)], "Deployment")[0])["args"]
             overrides = next(a for a in args if a.startswith("--hf-overrides="))
-            mode = release.values["model"]["servingMode"]
+            mode = release.spec.model.serving_mode
             modes.add(mode)
             assert (f'"jina_task":"{release.variant}"' in overrides) == (mode == "base"), f"{env}/{release.variant}"
             assert '"matryoshka_dimensions":[32,64,128,256,512,768,1024]' in overrides

@@ -14,7 +14,7 @@ import yaml
 
 from infra.core.paths import REPO_ROOT
 from infra.sinks import export
-from infra.sinks.helm import template
+from infra.sinks.helm import effective_values, helm_values, template
 from tests.conftest import STACKS
 
 MANIFESTS = REPO_ROOT / "manifests"
@@ -176,10 +176,10 @@ def test_values_files_are_the_plans_release_values(env, stack_plans):
     assert sorted(p.name for p in values_dir.iterdir()) == sorted(f"{r.variant}.yaml" for r in plan.releases)
     for release in plan.releases:
         text = (values_dir / f"{release.variant}.yaml").read_text()
-        assert yaml.safe_load(text) == release.values, (
+        assert yaml.safe_load(text) == helm_values(release.spec), (
             f"manifests/{env}/values/{release.variant}.yaml differs from the plan"
         )
-        assert text == yaml.safe_dump(release.values, sort_keys=True)
+        assert text == yaml.safe_dump(helm_values(release.spec), sort_keys=True)
 
 
 @pytest.mark.parametrize("env", STACKS)
@@ -276,7 +276,7 @@ def test_gitops_objects_point_at_the_stack_directory_at_a_pinned_placeholder_rev
     assert flux["spec"]["sourceRef"] == {"kind": "GitRepository", "name": repo["metadata"]["name"]}
     assert flux["spec"]["prune"] is True and app["spec"]["syncPolicy"]["automated"]["prune"] is True
     # Flux waits for readiness: never shorter than the slowest rollout may legitimately take.
-    slowest = max(r.values["rollout"]["progressDeadlineSeconds"] for r in plan.releases)
+    slowest = max(effective_values(r.spec)["rollout"]["progressDeadlineSeconds"] for r in plan.releases)
     assert int(flux["spec"]["timeout"].removesuffix("m")) * 60 >= slowest
     # The path each points at is the kustomization the tests build.
     assert (REPO_ROOT / app["spec"]["source"]["path"] / "kustomization.yaml").is_file()

@@ -27,7 +27,7 @@ from kubernetes import client, config
 
 from infra.core.paths import REPO_ROOT
 from infra.core.plan import Plan, build_for_env
-from infra.sinks.helm import TOOLS_DIR
+from infra.sinks.helm import TOOLS_DIR, effective_values
 
 CLUSTER_NAME = "jina-e2e"
 CLUSTER_SH = REPO_ROOT / "tools" / "cluster.sh"
@@ -237,8 +237,8 @@ def remove_stack(cluster: Cluster, env: str) -> None:
 
 
 def expected_replicas(release) -> int:
-    autoscaling = release.values["autoscaling"]
-    return autoscaling["minReplicas"] if autoscaling["enabled"] else release.values["replicaCount"]
+    autoscaling = effective_values(release.spec)["autoscaling"]
+    return autoscaling["minReplicas"] if autoscaling["enabled"] else effective_values(release.spec)["replicaCount"]
 
 
 def deploy_local_stack(cluster: Cluster, env: str = "local") -> Plan:

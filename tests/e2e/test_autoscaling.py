@@ -16,6 +16,7 @@ import json
 import pytest
 from kubernetes.utils import parse_quantity
 
+from infra.sinks.helm import effective_values
 from tests.e2e.kube import deployment_settled, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -29,7 +30,7 @@ FAST_SCALE_DOWN = {
 
 
 def cpu_usage(cluster, namespace: str, name: str, fraction_of_request: float, release) -> None:
-    request = parse_quantity(release.values["resources"]["requests"]["cpu"])
+    request = parse_quantity(effective_values(release.spec)["resources"]["requests"]["cpu"])
     usage = f"{int(float(request) * 1000 * fraction_of_request)}m"
     patch = {"spec": {"template": {"metadata": {"annotations": {USAGE: usage}}}}}
     cluster.kubectl("-n", namespace, "patch", f"deployment/{name}", "-p", json.dumps(patch))
@@ -44,7 +45,7 @@ def hpa_state(cluster, namespace: str, name: str) -> tuple[int | None, int | Non
 
 def test_hpa_scales_up_and_back_down_from_cpu_usage(e2e_cluster, local_stack):
     ns, release = local_stack.namespace, local_stack.release(VARIANT)
-    autoscaling = release.values["autoscaling"]
+    autoscaling = effective_values(release.spec)["autoscaling"]
     assert autoscaling["enabled"] and autoscaling["metric"] == "cpu", autoscaling
     low, high, target = autoscaling["minReplicas"], autoscaling["maxReplicas"], autoscaling["targetCpuUtilization"]
     hpa = release.name

@@ -12,6 +12,7 @@ import re
 import pytest
 
 from infra.core.errors import EXIT_DEGRADED, EXIT_OK
+from infra.sinks.helm import effective_values
 from tests.e2e.kube import deployment_settled, expected_replicas, pods_of, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -22,11 +23,13 @@ def over_capacity_plan(plan) -> dict[str, tuple[object, int]]:
     out = {}
     for pool in plan.config.pools.values():
         releases = [r for r in plan.releases if r.pool.name == pool.name]
-        fixed = next(r for r in releases if not r.values["autoscaling"]["enabled"])
-        others = sum(expected_replicas(r) * r.values["gpu"]["count"] for r in releases if r is not fixed)
-        spare = pool.capacity_slices - others - expected_replicas(fixed) * fixed.values["gpu"]["count"]
+        fixed = next(r for r in releases if not effective_values(r.spec)["autoscaling"]["enabled"])
+        others = sum(
+            expected_replicas(r) * effective_values(r.spec)["gpu"]["count"] for r in releases if r is not fixed
+        )
+        spare = pool.capacity_slices - others - expected_replicas(fixed) * effective_values(fixed.spec)["gpu"]["count"]
         assert spare >= 0, f"the local stack does not fit its own pool {pool.name}"
-        out[pool.name] = (fixed, expected_replicas(fixed) + spare // fixed.values["gpu"]["count"] + 1)
+        out[pool.name] = (fixed, expected_replicas(fixed) + spare // effective_values(fixed.spec)["gpu"]["count"] + 1)
     return out
 
 

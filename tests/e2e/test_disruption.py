@@ -17,6 +17,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from infra.core.plan import build_for_env
+from infra.sinks.helm import effective_values
 from tests.e2e.kube import (
     Sampler,
     deployment_settled,
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.e2e
 GUARDED = [
     r.variant
     for r in build_for_env("local").releases
-    if r.values["podDisruptionBudget"]["enabled"] and expected_replicas(r) > 1
+    if effective_values(r.spec)["podDisruptionBudget"]["enabled"] and expected_replicas(r) > 1
 ]
 DRAIN = ("--ignore-daemonsets", "--delete-emptydir-data")
 

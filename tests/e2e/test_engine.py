@@ -22,7 +22,6 @@ import pytest
 
 from infra.core.paths import REPO_ROOT
 from infra.core.plan import build_for_env
-from infra.core.values import rollout_await_seconds
 from tests.conftest import type_token
 from tests.e2e.kube import objects_in, running_cluster
 from tests.e2e.privileged_program import NAME as PRIVILEGED
@@ -139,7 +138,7 @@ def test_up_converges_with_every_deployment_available(engine, cluster, plan):
             f"no await for {name}:\n{run.log}"
         )
         # the VariantRelease transform reached the chart's child: its rollout budget, not the 10-minute default
-        budget = rollout_await_seconds(release.values)  # seconds; the state keeps custom timeouts as numbers
+        budget = release.spec.rollout_await_seconds  # seconds; the state keeps custom timeouts as numbers
         timeouts = state["kubernetes:apps/v1:Deployment", name].get("customTimeouts")
         assert timeouts == {"create": budget, "update": budget}, (name, timeouts)
         # read right after `up` returned, without waiting: the pods are there and Ready

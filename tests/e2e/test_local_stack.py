@@ -14,6 +14,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from infra.core.accelerators import VENDORS
+from infra.sinks.helm import effective_values
 from tests.e2e.kube import expected_replicas, pods_of, ready_endpoints, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -48,9 +49,10 @@ def test_every_pod_runs_on_its_pool_and_vendor(e2e_cluster, local_stack):
                 f"{where}: untainted node"
             )
             requested = sum(int((c.resources.requests or {}).get(resource, 0)) for c in pod.spec.containers)
-            assert (requested, release.values["gpu"]["resourceName"]) == (release.values["gpu"]["count"], resource), (
-                where
-            )
+            assert (requested, effective_values(release.spec)["gpu"]["resourceName"]) == (
+                effective_values(release.spec)["gpu"]["count"],
+                resource,
+            ), where
 
 
 def test_no_gpu_workload_lands_on_cpu_only_nodes(e2e_cluster, local_stack):
@@ -81,7 +83,7 @@ def test_every_service_has_ready_endpoints(e2e_cluster, local_stack):
         )
         addresses = {a for s in slices for e in s.endpoints or [] for a in e.addresses}
         assert addresses == ips, f"{release.service_name}: endpoints {addresses}, pods {ips}"
-        assert {p.port for s in slices for p in s.ports or []} == {release.values["service"]["port"]}
+        assert {p.port for s in slices for p in s.ports or []} == {effective_values(release.spec)["service"]["port"]}
 
 
 def test_the_namespace_enforces_restricted_pod_security(e2e_cluster, local_stack):

@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from infra.sinks.helm import effective_values
 from tests.e2e.kube import (
     Sampler,
     deployment_settled,
@@ -77,19 +78,21 @@ def test_rollout_in_a_full_gpu_pool(e2e_cluster, local_stack):
     ns, release = local_stack.namespace, local_stack.release(VARIANT)
     pool, resource = release.pool, release.pool.slice.resource_name
     replicas = expected_replicas(release)
-    assert release.values["rollout"] == {
-        **release.values["rollout"],
+    assert effective_values(release.spec)["rollout"] == {
+        **effective_values(release.spec)["rollout"],
         "maxSurge": 0,
         "maxUnavailable": 1,
     }  # gpu-constrained
 
     # fill the pool: the fixed-replica variant of the same pool takes every free GPU
     filler = next(
-        r for r in local_stack.releases if r.pool.name == pool.name and not r.values["autoscaling"]["enabled"]
+        r
+        for r in local_stack.releases
+        if r.pool.name == pool.name and not effective_values(r.spec)["autoscaling"]["enabled"]
     )
     free = free_slices(e2e_cluster, local_stack, pool)
     assert free > 0, "the local stack should leave a GPU free in its NVIDIA pool"
-    filled = expected_replicas(filler) + free // filler.values["gpu"]["count"]
+    filled = expected_replicas(filler) + free // effective_values(filler.spec)["gpu"]["count"]
     e2e_cluster.kubectl("-n", ns, "scale", f"deployment/{filler.name}", f"--replicas={filled}")
     wait_until(
         lambda: deployment_settled(e2e_cluster, ns, filler.name, filled), 60, f"{filler.name} at {filled} replicas"

@@ -16,7 +16,7 @@ from infra.core.paths import CHART_PATH
 from infra.core.plan import build, measured_constants
 from infra.core.platform_objects import network_policies
 from infra.core.stackfile import load_stack
-from infra.sinks.helm import HelmError, template
+from infra.sinks.helm import HelmError, effective_values, template
 from tests import kube_schema
 from tests.policy.conftest import find
 
@@ -229,7 +229,7 @@ def test_gateway_config_reaches_the_chart_values_of_every_release():
         "t",
     )
     for release in build(cfg, measured_constants()).releases:
-        assert release.values["httpRoute"] == {
+        assert effective_values(release.spec)["httpRoute"] == {
             "enabled": True,
             "host": "emb.example.com",
             "pathPrefix": f"/{release.variant}",

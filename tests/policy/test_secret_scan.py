@@ -13,6 +13,7 @@ import yaml
 from infra.checks.policy import secrets
 from infra.core.paths import REPO_ROOT
 from infra.core.stackfile import stack_file, stack_names
+from infra.sinks.helm import helm_values
 
 
 def test_repository_holds_no_secret():
@@ -44,7 +45,7 @@ def test_helm_values_rendered_objects_and_export_hold_no_secret(stack_plans, bun
     findings = []
     for env, plan in stack_plans.items():
         for release in plan.releases:
-            findings += secrets.scan_objects([release.values], f"values:{env}/{release.variant}")
+            findings += secrets.scan_objects([helm_values(release.spec)], f"values:{env}/{release.variant}")
     for name, objects in bundles.items():
         findings += secrets.scan_objects(objects, name)
         assert not [o for o in objects if o["kind"] == "Secret"], f"{name} renders a Secret"

@@ -6,27 +6,28 @@ import pytest
 
 from infra.core.config import ConfigError, load
 from infra.core.plan import build, build_for_env, measured_constants
+from infra.core.release import chart_defaults
 from infra.core.stackfile import read_stack_file
 from infra.core.thresholds import format_duration, parse_duration
-from infra.core.values import chart_defaults
+from infra.sinks.helm import effective_values, helm_values
 
 
 def test_prod_releases_get_rules_linking_their_env_pages_and_derived_thresholds():
     plan = build_for_env("prod")
     for release in plan.releases:
-        rule = release.values["prometheusRule"]
+        rule = helm_values(release.spec)["prometheusRule"]
         assert rule["enabled"] is True and rule["runbookBaseUrl"] == "docs/runbooks/prod"
         t = rule["thresholds"]
         assert t["backlogWaitingPerPod"] == 4 * plan.config.autoscaling.target_waiting_per_pod
         assert parse_duration(t["podNotReadyFor"]) >= max(900, release.sizing.startup_budget_seconds + 300)
         # The plan emits only the two it derives; the chart's values.yaml owns the rest.
         assert set(t) == {"backlogWaitingPerPod", "podNotReadyFor"}
-        effective = release.effective_values["prometheusRule"]["thresholds"]
+        effective = effective_values(release.spec)["prometheusRule"]["thresholds"]
         assert effective == {**chart_defaults()["prometheusRule"]["thresholds"], **t}
 
 
 def test_dev_has_no_rules():
-    assert not any(r.values["prometheusRule"]["enabled"] for r in build_for_env("dev").releases)
+    assert not any(r.spec.monitoring.prometheus_rule for r in build_for_env("dev").releases)
 
 
 def test_runbook_base_url_is_stack_config():
@@ -37,8 +38,7 @@ def test_runbook_base_url_is_stack_config():
     }
     plan = build(load(raw, "prod"), measured_constants())
     assert (
-        plan.releases[0].values["prometheusRule"]["runbookBaseUrl"]
-        == "https://git.example.com/ops/blob/main/docs/runbooks/prod"
+        plan.releases[0].spec.monitoring.runbook_base_url == "https://git.example.com/ops/blob/main/docs/runbooks/prod"
     )
 
 
@@ -104,11 +104,11 @@ CHART_OWNED = (
 def test_the_plan_never_emits_a_static_chart_default(env):
     for release in build_for_env(env).releases:
         for path in CHART_OWNED:
-            node = release.values
+            node = helm_values(release.spec)
             for key in path.split("."):
                 node = node.get(key, {}) if isinstance(node, dict) else {}
             assert node == {}, f"{env}/{release.variant}: {path} is emitted by the plan; values.yaml owns it"
-            effective = release.effective_values
+            effective = effective_values(release.spec)
             for key in path.split("."):
                 effective = effective[key]
             assert effective is not None  # and the chart does define it

@@ -10,6 +10,7 @@ import pytest
 
 from infra.core.paths import REPO_ROOT
 from infra.core.stackfile import stack_names
+from infra.sinks.helm import effective_values
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -29,7 +30,10 @@ def test_plan_json_lists_every_variant_with_its_placement_and_budgets(env, stack
         assert s["node_selector"] == release.pool.full_node_selector
         assert s["gpu"]["resource"] == release.pool.slice.resource_name and s["gpu"]["count"] == 1
         assert {"cpu", "memory", "ephemeral-storage"} <= set(s["resources"]["requests"])
-        assert s["vllm_args"][0] == release.values["model"]["repository"] and "--runner=pooling" in s["vllm_args"]
+        assert (
+            s["vllm_args"][0] == effective_values(release.spec)["model"]["repository"]
+            and "--runner=pooling" in s["vllm_args"]
+        )
         assert s["probes"]["startup"]["window_s"] == release.sizing.startup_budget_seconds
         assert s["tolerations"] and s["resources"]["shm"]
 

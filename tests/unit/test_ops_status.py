@@ -42,6 +42,7 @@ from infra.cli import main
 from infra.core.errors import EXIT_UNREACHABLE
 from infra.core.plan import build_for_env
 from infra.ops.status import render_text, summarize
+from infra.sinks.helm import effective_values
 from tests.conftest import free_port
 
 PLAN = build_for_env("prod")
@@ -146,7 +147,11 @@ def event(reason: str, message: str, minute: int, kind: str = "Warning") -> Core
 
 def healthy_objects():
     deployments = [
-        deployment(r.name, r.values["autoscaling"]["minReplicas"], r.values["autoscaling"]["minReplicas"])
+        deployment(
+            r.name,
+            effective_values(r.spec)["autoscaling"]["minReplicas"],
+            effective_values(r.spec)["autoscaling"]["minReplicas"],
+        )
         for r in PLAN.releases
     ]
     hpas = [keda_hpa(r.name, 3, 3, "7") for r in PLAN.releases]

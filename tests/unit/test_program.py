@@ -26,10 +26,11 @@ import yaml
 from infra.core.config import ConfigError, SecretValue
 from infra.core.names import PROJECT
 from infra.core.plan import Plan, build_for_env
+from infra.core.release import DEFAULT_AWAIT_SECONDS
 from infra.core.stackfile import stack_file, stack_names
-from infra.core.values import DEFAULT_AWAIT_SECONDS, rollout_await_seconds
 from infra.sinks.bundles import exported_envs
 from infra.sinks.export import MANIFESTS_DIR
+from infra.sinks.helm import helm_values
 from infra.sinks.pulumi.components.platform import RESOURCE_TYPES
 from infra.sinks.pulumi.components.variant import deployment_timeouts
 from infra.sinks.pulumi.program import engine_config
@@ -158,7 +159,7 @@ def test_chart_values_equal_the_plan(stack):
     assert set(run.charts) == {r.variant for r in plan.releases}
     for release in plan.releases:
         inputs = run.charts[release.variant].inputs
-        assert normalize(inputs["values"]) == release.values, (
+        assert normalize(inputs["values"]) == helm_values(release.spec), (
             f"stack {env}: chart values of {release.variant} differ from the plan"
         )
         assert inputs["chart"] == str(release.chart_path) and Path(inputs["chart"]).is_dir()
@@ -446,10 +447,10 @@ def test_every_stack_rejects_bad_config_before_registering(env):
 def test_rollout_await_covers_a_rollout_one_pod_at_a_time(stack):
     env, plan, _ = stack
     for release in plan.releases:
-        v = release.values
+        v = helm_values(release.spec)
         window = v["probes"]["startup"]["periodSeconds"] * v["probes"]["startup"]["failureThreshold"]
         replicas = v["autoscaling"]["maxReplicas"] if v["autoscaling"]["enabled"] else v["replicaCount"]
-        seconds = rollout_await_seconds(v)
+        seconds = release.spec.rollout_await_seconds
         assert seconds >= DEFAULT_AWAIT_SECONDS
         if v["rollout"]["maxSurge"] + v["rollout"]["maxUnavailable"] == 1:
             assert seconds >= replicas * window, f"stack {env} {release.variant}: {seconds}s < {replicas} x {window}s"

@@ -20,7 +20,7 @@ from typing import Any
 
 from infra.checks.policy.pss import pod_template
 from infra.checks.policy.violations import Violation, object_id
-from infra.core.values import probe_window_seconds
+from infra.core.release import probe_window_seconds
 
 GPU_RESOURCE = re.compile(r"^(nvidia\.com|amd\.com)/")
 SERVER_COMPONENT = "embedding-server"

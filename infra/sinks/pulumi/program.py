@@ -18,7 +18,7 @@ from infra.core.catalog import VARIANTS
 from infra.core.config import ConfigError, SecretValue, load
 from infra.core.names import PROJECT, common_labels
 from infra.core.plan import Plan, PlannedRelease, build, measured_constants
-from infra.core.values import secret_refs
+from infra.core.release import secret_refs
 from infra.sinks.pulumi.components.platform import Platform, PlatformArgs
 from infra.sinks.pulumi.components.secrets import (
     SecretSpec,
@@ -69,15 +69,15 @@ def secret_specs(plan: Plan) -> list[SecretSpec]:
 def curl_example(release: PlannedRelease, namespace: str) -> str:
     """A ready-to-paste request to one variant: port-forward to its Service, then POST
     /v1/embeddings. The API key (if any) is read from its Secret at run time, never printed."""
-    port = release.values["service"]["port"]
+    port = release.spec.port
     body = {"model": release.served_model_name, "input": [VARIANTS[release.variant].query_prefix + EXAMPLE_TEXT]}
     ns = shlex.quote(namespace)
     headers = "-H 'Content-Type: application/json'"
-    api_key = release.values["vllm"]["apiKey"]
-    if api_key["existingSecret"]:
-        jsonpath = shlex.quote("{.data." + api_key["key"] + "}")
+    api_key = release.spec.api_key
+    if api_key.name:
+        jsonpath = shlex.quote("{.data." + api_key.data_key + "}")
         headers += (
-            f' -H "Authorization: Bearer $(kubectl -n {ns} get secret {shlex.quote(api_key["existingSecret"])}'
+            f' -H "Authorization: Bearer $(kubectl -n {ns} get secret {shlex.quote(api_key.name)}'
             f' -o jsonpath={jsonpath} | base64 -d)"'
         )
     return (

@@ -15,9 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.core.plan import PlannedRelease
-from infra.core.values import (
-    rollout_await_seconds,  # how long to wait is decided in the pure core
-)
+from infra.sinks.helm import helm_values
 
 
 def deployment_timeouts(seconds: int) -> pulumi.ResourceTransform:
@@ -39,7 +37,7 @@ def deployment_timeouts(seconds: int) -> pulumi.ResourceTransform:
 
 @dataclass(frozen=True)
 class VariantReleaseArgs:
-    release: PlannedRelease  # from infra.core.plan: chart path, release name, values
+    release: PlannedRelease  # from infra.core.plan: chart path, release name, spec
     namespace: pulumi.Input[str]  # the Namespace resource's output, not a string
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)  # platform objects, Secrets
 
@@ -59,18 +57,19 @@ class VariantRelease(pulumi.ComponentResource):
                 chart=str(release.chart_path),
                 name=release.name,
                 namespace=args.namespace,
-                values=release.values,
+                values=helm_values(release.spec),
             ),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=list(args.depends_on),
-                transforms=[deployment_timeouts(rollout_await_seconds(release.values))],
+                # how long to wait is decided in the pure core
+                transforms=[deployment_timeouts(release.spec.rollout_await_seconds)],
             ),
         )
         self.service_name = pulumi.Output.from_input(release.service_name)
         self.served_model_name = pulumi.Output.from_input(release.served_model_name)
         self.url = pulumi.Output.concat(
-            "http://", release.service_name, ".", args.namespace, ".svc:", str(release.values["service"]["port"])
+            "http://", release.service_name, ".", args.namespace, ".svc:", str(release.spec.port)
         )
         self.register_outputs(
             {"service": self.service_name, "servedModelName": self.served_model_name, "url": self.url}
