@@ -16,6 +16,13 @@ Who owns which rule (each rule lives in the layer that owns the data it reads):
   windows, the termination grace against preStop + drain, the GPU resource against the vendor. The chart's
   rules also run on the values Python emits: every export, plan test and `pulumi up` renders through it.
 
+Why a small hand-written reader (`_Reader`) and not pydantic or jsonschema, both of which are locked: each
+problem must carry a `pulumi config set --path` that fixes it, with a value that passes; values arrive
+string-typed from `pulumi config set` without --path and must be coerced the way Pulumi stores them; secret
+values must never be echoed; and problems in one section must not hide or invent problems in another
+(a variant on an invalid pool). A schema library reports a location and a message; the fix and the
+redaction would still be written here, around it.
+
 The raw input is the stack file's `config:` mapping (the GitOps export reads the YAML file; the
 Pulumi program passes the engine's config). Secret values arrive as `SecretValue` markers: the plan
 only needs to know that a secret was given, never its plaintext.
