@@ -47,13 +47,14 @@ def run_helm(*args: str) -> str:
 def template(chart: Path, release_name: str, namespace: str, values: dict[str, Any]) -> list[dict[str, Any]]:
     """`helm template` with the given values; returns the rendered objects."""
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        yaml.safe_dump(values, f, sort_keys=True)
+        yaml.dump(values, f, Dumper=yaml.CSafeDumper, sort_keys=True)
         values_path = f.name
     try:
         out = run_helm("template", release_name, str(chart), "--namespace", namespace, "--values", values_path)
     finally:
         os.unlink(values_path)
-    return [doc for doc in yaml.safe_load_all(out) if doc]
+    # LibYAML's parser (PyYAML's C binding): the same documents, several times faster than the pure-Python one.
+    return [doc for doc in yaml.load_all(out, Loader=yaml.CSafeLoader) if doc]
 
 
 def render_release(release: PlannedRelease) -> list[dict[str, Any]]:
