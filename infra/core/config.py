@@ -219,6 +219,16 @@ class MonitoringConfig:
     # Each alert's runbook_url is <runbook_base_url>/<env>/<AlertName>.md. The default is the pages'
     # path in this repository; set your repository's web view (https://.../blob/main/docs/runbooks).
     runbook_base_url: str = "docs/runbooks"
+    # Labels on the ServiceMonitor and the PrometheusRule, so that a Prometheus selects them. kube-prometheus-stack's
+    # default serviceMonitorSelector and ruleSelector match `release: <its Helm release name>`
+    # (prometheusSpec.serviceMonitorSelectorNilUsesHelmValues, ruleSelectorNilUsesHelmValues: true); the default
+    # assumes it was installed as `kube-prometheus-stack`.
+    labels: tuple[tuple[str, str], ...] = (("release", "kube-prometheus-stack"),)
+    # The label Grafana's dashboard sidecar watches (kube-prometheus-stack: grafana.sidecar.dashboards.label
+    # grafana_dashboard, labelValue "1"), and the folder it files the dashboard under (the sidecar's
+    # folderAnnotation, grafana_folder; empty: the sidecar's default folder).
+    dashboard_labels: tuple[tuple[str, str], ...] = (("grafana_dashboard", "1"),)
+    dashboard_folder: str = ""
 
 
 @dataclass(frozen=True)
@@ -461,7 +471,15 @@ NETWORK_KEYS = ("clientNamespaces", "clientPodLabels", "prometheusNamespace", "p
 GATEWAY_KEYS = ("enabled", "host", "parentRef")
 GATEWAY_PARENT_KEYS = ("name", "namespace", "sectionName")
 PRIORITY_CLASS_KEYS = ("name", "create", "value")
-MONITORING_KEYS = ("serviceMonitor", "prometheusRule", "grafanaDashboard", "runbookBaseUrl")
+MONITORING_KEYS = (
+    "serviceMonitor",
+    "prometheusRule",
+    "grafanaDashboard",
+    "runbookBaseUrl",
+    "labels",
+    "dashboardLabels",
+    "dashboardFolder",
+)
 SECRETS_KEYS = ("hfTokenSecretName", "apiKeySecretName")
 
 
@@ -901,6 +919,18 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
             MonitoringConfig.runbook_base_url,
             pattern=re.compile(r"^[^\s]+[^\s/]$"),
             what="a URL or repository path without spaces or a trailing '/'",
+        ),
+        labels=_read_labels(r, m, "labels", "monitoring", MonitoringConfig.labels, example="kube-prometheus-stack"),
+        dashboard_labels=_read_labels(
+            r, m, "dashboardLabels", "monitoring", MonitoringConfig.dashboard_labels, example='"1"'
+        ),
+        dashboard_folder=r.string(
+            m,
+            "dashboardFolder",
+            "monitoring",
+            "",
+            pattern=re.compile(r"^[^\n]{1,100}$"),
+            what="a folder name of at most 100 characters",
         ),
     )
     if monitoring.prometheus_rule and not monitoring.service_monitor:

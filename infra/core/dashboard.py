@@ -1,4 +1,5 @@
-"""The stack's Grafana dashboard, as a ConfigMap Grafana's dashboard sidecar loads (label grafana_dashboard: "1").
+"""The stack's Grafana dashboard, as a ConfigMap Grafana's dashboard sidecar loads (stack config
+monitoring.dashboardLabels, default grafana_dashboard: "1", and monitoring.dashboardFolder).
 
 One dashboard per stack, not per release: it compares the variants side by side (a `variant` variable
 picks them by vLLM's `model_name`) and shows the GPU pools they share, which no single release knows.
@@ -19,7 +20,6 @@ from typing import Any
 from infra.core.config import StackConfig
 from infra.core.names import KEDA_HPA_PREFIX, PROJECT, release_name
 
-DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
 
@@ -237,7 +237,12 @@ def dashboard_configmap(cfg: StackConfig, labels: dict[str, str]) -> dict[str, A
         "metadata": {
             "name": f"{PROJECT}-dashboard",
             "namespace": cfg.namespace,
-            "labels": {**labels, **DASHBOARD_LABEL},
+            "labels": {**labels, **dict(cfg.monitoring.dashboard_labels)},
+            **(
+                {"annotations": {"grafana_folder": cfg.monitoring.dashboard_folder}}
+                if cfg.monitoring.dashboard_folder
+                else {}
+            ),
         },
         "data": {f"jina-embeddings-{cfg.env}.json": json.dumps(dashboard(cfg), indent=2, sort_keys=True) + "\n"},
     }

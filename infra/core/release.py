@@ -110,6 +110,8 @@ class PodResources:
     memory: str
     ephemeral_storage: str
     shared_memory: str
+    home_size_limit: str  # emptyDir sizeLimits the ephemeral-storage figure covers
+    tmp_size_limit: str
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,7 @@ class MonitoringSpec:
     service_monitor: bool
     prometheus_rule: bool
     runbook_base_url: str
+    labels: Mapping[str, str]  # on the ServiceMonitor and the PrometheusRule, for a Prometheus' selectors
     derived_thresholds: Mapping[str, Any]  # the thresholds the plan derives (infra.core.thresholds)
 
 
@@ -254,6 +257,8 @@ def release_spec(cfg: StackConfig, variant: VariantConfig, constants: SizingCons
             memory=quantity_mib(sizing.memory_bytes),
             ephemeral_storage=quantity_mib(sizing.ephemeral_storage_bytes),
             shared_memory=quantity_mib(sizing.shm_bytes),
+            home_size_limit=quantity_mib(sizing.home_bytes),
+            tmp_size_limit=quantity_mib(sizing.tmp_bytes),
         ),
         weights=WeightsSpec(
             source=cfg.weights.source,
@@ -288,6 +293,7 @@ def release_spec(cfg: StackConfig, variant: VariantConfig, constants: SizingCons
             service_monitor=cfg.monitoring.service_monitor,
             prometheus_rule=cfg.monitoring.prometheus_rule,
             runbook_base_url=f"{cfg.monitoring.runbook_base_url}/{cfg.env}",
+            labels=dict(cfg.monitoring.labels),
             derived_thresholds=thresholds_for(cfg, sizing),
         ),
     )

@@ -66,8 +66,14 @@ class SizingConstants:
     # /dev/shm: with one GPU (tensor-parallel 1) vLLM uses shared memory only for the message queue
     # between its API server and engine core; 1 GiB is KServe's llmisvc default.
     shm_bytes: int = 1 * GIB
-    # The torch.compile / Triton cache and logs written under the writable home directory.
-    compile_cache_bytes: int = 1 * GIB
+    # Scratch space the pod writes, each an emptyDir with this sizeLimit: the home directory holds the
+    # torch.compile / Triton caches (about 1 GiB measured on vLLM 0.25) and vLLM's config and logs; /tmp holds
+    # numba's and outlines' caches and vLLM's IPC sockets.
+    home_bytes: int = 2 * GIB
+    tmp_bytes: int = 1 * GIB
+    # The container's own writable layer (kubelet counts it against ephemeral-storage): a few files with a
+    # read-only root filesystem; pip and hub lock files, caches a library writes to its default path, when not.
+    writable_layer_bytes: int = 512 * MIB
     startup_probe_period_seconds: int = 10
     startup_safety_factor: float = 2.0
 
@@ -138,6 +144,10 @@ class Sizing:
     memory_bytes: int  # request = limit; includes /dev/shm, which is memory-backed
     shm_bytes: int
     model_cache_bytes: int  # emptyDir size limit for the weights (0 when they come from a volume)
+    home_bytes: int  # emptyDir size limit of the home directory
+    tmp_bytes: int  # emptyDir size limit of /tmp
+    # request = limit: every disk-backed emptyDir's sizeLimit plus the writable layer, so kubelet evicts a pod for
+    # ephemeral-storage only when one emptyDir overflows (its sizeLimit), never while all are inside theirs.
     ephemeral_storage_bytes: int
     # startup probe
     startup_seconds_estimate: int
@@ -162,7 +172,7 @@ class Sizing:
             f"memory {_gib(self.memory_bytes)} = host {_gib(c.host_base_bytes)} + weights page cache "
             f"{_gib(self.weights_bytes)} + /dev/shm {_gib(self.shm_bytes)}",
             f"ephemeral-storage {_gib(self.ephemeral_storage_bytes)} = model cache {_gib(self.model_cache_bytes)} "
-            f"+ compile cache {_gib(c.compile_cache_bytes)}",
+            f"+ home {_gib(self.home_bytes)} + /tmp {_gib(self.tmp_bytes)} + writable layer {_gib(c.writable_layer_bytes)}",
             f"startup: download {download_s:.0f}s + load {self.weights_bytes / c.weight_load_bytes_per_second:.0f}s "
             f"+ cold start {c.cold_start_seconds:.0f}s = {self.startup_seconds_estimate}s; x{c.startup_safety_factor} "
             f"-> budget {self.startup_budget_seconds}s = {self.startup_failure_threshold} x {self.startup_period_seconds}s",
@@ -239,7 +249,7 @@ def size(req: SizingRequest, c: SizingConstants) -> Sizing:
     cpu_request = _round_up(c.cpu_base_millicores + c.cpu_per_gpu_millicores * s.compute_share, 100)
     memory = _round_up(c.host_base_bytes + c.weights_bytes + c.shm_bytes, 256 * MIB)
     model_cache = 0 if req.weights_on_volume else _round_up(req.download_bytes * 1.2, 256 * MIB)
-    ephemeral = _round_up(model_cache + c.compile_cache_bytes + 512 * MIB, 256 * MIB)
+    ephemeral = _round_up(model_cache + c.home_bytes + c.tmp_bytes + c.writable_layer_bytes, 256 * MIB)
 
     estimate = math.ceil(
         _download_seconds(req, c) + c.weights_bytes / c.weight_load_bytes_per_second + c.cold_start_seconds
@@ -263,6 +273,8 @@ def size(req: SizingRequest, c: SizingConstants) -> Sizing:
         memory_bytes=memory,
         shm_bytes=c.shm_bytes,
         model_cache_bytes=model_cache,
+        home_bytes=c.home_bytes,
+        tmp_bytes=c.tmp_bytes,
         ephemeral_storage_bytes=ephemeral,
         startup_seconds_estimate=estimate,
         startup_budget_seconds=budget,

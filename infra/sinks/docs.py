@@ -265,6 +265,16 @@ def _key_docs() -> dict[str, KeyDoc]:
         "monitoring.runbookBaseUrl": KeyDoc(
             lambda s: s.monitoring.runbook_base_url, "alerts link `<runbookBaseUrl>/<env>/<AlertName>.md`"
         ),
+        "monitoring.labels": KeyDoc(
+            lambda s: dict(s.monitoring.labels),
+            "labels on the ServiceMonitor and PrometheusRule; kube-prometheus-stack selects `release: <its release name>`",
+        ),
+        "monitoring.dashboardLabels": KeyDoc(
+            lambda s: dict(s.monitoring.dashboard_labels), "the label Grafana's dashboard sidecar watches"
+        ),
+        "monitoring.dashboardFolder": KeyDoc(
+            lambda s: s.monitoring.dashboard_folder, "the sidecar's folder annotation (`grafana_folder`); empty: none"
+        ),
         "secrets.hfTokenSecretName": KeyDoc(
             "`jina-embeddings-hf-token` with `hfToken`, else none", "an existing Secret with the Hugging Face token"
         ),
@@ -457,7 +467,9 @@ def sizing_constants_table() -> str:
             "limit = 2 × request (tokenization: vllm#31678)",
         ),
         ("/dev/shm", _gib(k.shm_bytes), "tensor-parallel 1: the API-server/engine message queue"),
-        ("compile cache", _gib(k.compile_cache_bytes), "torch.compile / Triton under the home emptyDir"),
+        ("home emptyDir", _gib(k.home_bytes), "torch.compile / Triton caches, vLLM's config and logs"),
+        ("/tmp emptyDir", _gib(k.tmp_bytes), "numba and outlines caches, IPC sockets"),
+        ("writable layer", _gib(k.writable_layer_bytes), "the container's own layer, counted in ephemeral-storage"),
         (
             "start-up probe",
             f"period {k.startup_probe_period_seconds} s, budget × {k.startup_safety_factor:g}",

@@ -238,7 +238,9 @@ def render_stack(plan: Plan, chart_objects: Mapping[str, list[dict[str, Any]]]) 
                 f"--namespace {ns} --values values/{release.variant}.yaml",
             )
         # Exactly the dict the Pulumi program passes as the Chart's values (same plan); see tests.
-        files[f"values/{release.variant}.yaml"] = yaml.dump(helm_values(release.spec), Dumper=yaml.CSafeDumper, sort_keys=True)
+        files[f"values/{release.variant}.yaml"] = yaml.dump(
+            helm_values(release.spec), Dumper=yaml.CSafeDumper, sort_keys=True
+        )
 
     groups = ["platform"] + [r.variant for r in plan.releases]
     resources = sorted(object_paths, key=lambda p: (groups.index(p.split("/")[0]), p))

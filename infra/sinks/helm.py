@@ -104,6 +104,7 @@ def helm_values(spec: ReleaseSpec) -> dict[str, Any]:
         "gpu": {"vendor": spec.gpu_vendor, "resourceName": spec.gpu_resource},
         "resources": {"requests": resources(r.cpu_request), "limits": resources(r.cpu_limit)},
         "sharedMemory": {"sizeLimit": r.shared_memory},
+        "scratch": {"homeSizeLimit": r.home_size_limit, "tmpSizeLimit": r.tmp_size_limit},
         "weights": {
             "source": spec.weights.source,
             "offline": spec.weights.offline,
@@ -139,11 +140,12 @@ def helm_values(spec: ReleaseSpec) -> dict[str, Any]:
         "serviceAccount": {"create": False, "name": spec.service_account},
         "service": {"port": spec.port},
         "httpRoute": route,
-        "serviceMonitor": {"enabled": spec.monitoring.service_monitor},
+        "serviceMonitor": {"enabled": spec.monitoring.service_monitor, "labels": dict(spec.monitoring.labels)},
         # Alert rules (templates/prometheusrule.yaml): the runbook links and the two derived thresholds.
         "prometheusRule": {
             "enabled": spec.monitoring.prometheus_rule,
             "runbookBaseUrl": spec.monitoring.runbook_base_url,
+            "labels": dict(spec.monitoring.labels),
             "thresholds": dict(spec.monitoring.derived_thresholds),
         },
     }

@@ -215,3 +215,28 @@ def test_no_object_is_named_vllm_whatever_the_release_name():
     )
     assert proc.returncode != 0 and proc.stdout == "", "an object named vllm was rendered"
     assert "the objects would be named 'vllm'" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("env", STACKS)
+def test_ephemeral_storage_covers_every_disk_backed_emptydir_and_the_writable_layer(env, stack_plans):
+    """kubelet evicts a pod whose disk use passes its ephemeral-storage limit: the limit must leave room for every
+    disk-backed emptyDir at its sizeLimit plus the container's writable layer, or the sizeLimits never apply."""
+    from kubernetes.utils import parse_quantity
+
+    from infra.core.plan import measured_constants
+    from infra.sinks.helm import render_release
+
+    layer = measured_constants().writable_layer_bytes
+    for release in stack_plans[env].releases:
+        [deployment] = [o for o in render_release(release) if o["kind"] == "Deployment"]
+        pod = deployment["spec"]["template"]["spec"]
+        disk = sum(
+            parse_quantity(v["emptyDir"]["sizeLimit"])
+            for v in pod["volumes"]
+            if "emptyDir" in v and v["emptyDir"].get("medium") != "Memory"
+        )
+        for part in ("requests", "limits"):
+            quantity = parse_quantity(pod["containers"][0]["resources"][part]["ephemeral-storage"])
+            assert quantity >= disk + layer, (
+                f"{env}/{release.variant}: {part} {quantity} < emptyDirs {disk} + layer {layer}"
+            )

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import re
 
-from infra.core.dashboard import DASHBOARD_LABEL
+from infra.core.config import load
+from infra.core.plan import build, measured_constants
+from infra.sinks.helm import helm_values
 from tests.conftest import STACKS
 
 VLLM_METRICS = {
@@ -22,9 +24,9 @@ VLLM_METRICS = {
 
 
 def dashboards(plan):
-    return [
-        o for o in plan.platform if o["kind"] == "ConfigMap" and o["metadata"]["labels"].get("grafana_dashboard") == "1"
-    ]
+    """The ConfigMaps the stack's dashboard sidecar label selects."""
+    wanted = dict(plan.config.monitoring.dashboard_labels).items()
+    return [o for o in plan.platform if o["kind"] == "ConfigMap" and wanted <= o["metadata"]["labels"].items()]
 
 
 def test_only_stacks_that_ask_get_a_dashboard(stack_plans):
@@ -39,7 +41,7 @@ def test_dashboard_json_covers_throughput_latency_queue_replicas_and_gpus(stack_
         for cm in dashboards(plan):
             assert (
                 cm["metadata"]["namespace"] == plan.namespace
-                and DASHBOARD_LABEL.items() <= cm["metadata"]["labels"].items()
+                and dict(plan.config.monitoring.dashboard_labels).items() <= cm["metadata"]["labels"].items()
             )
             [(name, text)] = cm["data"].items()
             board = json.loads(text)
@@ -57,3 +59,32 @@ def test_dashboard_json_covers_throughput_latency_queue_replicas_and_gpus(stack_
             assert set(variant["query"].split(",")) == {r.served_model_name for r in plan.releases}
             assert len({p["id"] for p in board["panels"]}) == len(board["panels"])
             assert text == json.dumps(board, indent=2, sort_keys=True) + "\n"  # deterministic
+
+
+def test_monitoring_objects_carry_the_labels_a_prometheus_and_grafana_select():
+    """kube-prometheus-stack selects ServiceMonitors and PrometheusRules by `release: <its release>` and dashboards
+    by the sidecar's label; the stack sets both (monitoring.labels, monitoring.dashboardLabels/dashboardFolder)."""
+    raw = {
+        "jina-embeddings:pools": {"gpu": {"vendor": "nvidia", "gpu": "nvidia-h100-80gb", "slice": "whole", "nodes": 2}},
+        "jina-embeddings:variants": {"retrieval": {"pool": "gpu"}},
+        "jina-embeddings:monitoring": {
+            "serviceMonitor": True,
+            "prometheusRule": True,
+            "grafanaDashboard": True,
+            "labels": {"release": "prom"},
+            "dashboardLabels": {"dashboards": "on"},
+            "dashboardFolder": "Embeddings",
+        },
+    }
+    plan = build(load(raw, "t"), measured_constants())
+    values = helm_values(plan.releases[0].spec)
+    assert values["serviceMonitor"]["labels"] == values["prometheusRule"]["labels"] == {"release": "prom"}
+    [cm] = dashboards(plan)
+    assert cm["metadata"]["labels"]["dashboards"] == "on" and "grafana_dashboard" not in cm["metadata"]["labels"]
+    assert cm["metadata"]["annotations"] == {"grafana_folder": "Embeddings"}
+    default = build(
+        load({**raw, "jina-embeddings:monitoring": {"serviceMonitor": True, "grafanaDashboard": True}}, "t"),
+        measured_constants(),
+    )
+    assert helm_values(default.releases[0].spec)["serviceMonitor"]["labels"] == {"release": "kube-prometheus-stack"}
+    assert dashboards(default)[0]["metadata"]["labels"]["grafana_dashboard"] == "1"

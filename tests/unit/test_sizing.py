@@ -29,7 +29,9 @@ KNOWN = SizingConstants(
     cpu_base_millicores=2000,
     cpu_per_gpu_millicores=4000,
     shm_bytes=1 * GIB,
-    compile_cache_bytes=1 * GIB,
+    home_bytes=2 * GIB,
+    tmp_bytes=1 * GIB,
+    writable_layer_bytes=512 * MIB,
     startup_probe_period_seconds=10,
     startup_safety_factor=2.0,
 )
@@ -65,7 +67,9 @@ def test_whole_h100_known_numbers():
     assert s.startup_seconds_estimate == 71
     assert s.startup_budget_seconds == 150 and s.startup_failure_threshold == 15
     assert s.model_cache_bytes == 1_280 * MIB  # 1 GB x 1.2 rounded up to 256 MiB
-    assert s.ephemeral_storage_bytes == s.model_cache_bytes + 1 * GIB + 512 * MIB
+    assert (
+        s.ephemeral_storage_bytes == s.model_cache_bytes + 2 * GIB + 1 * GIB + 512 * MIB
+    )  # home, /tmp, writable layer
 
 
 def test_time_sliced_share_sets_the_utilization_fraction():
