@@ -21,7 +21,7 @@ from infra.core.sizing import SizingConstants
 from infra.core.stackfile import stack_names
 
 
-def print_plan(env: str, plan: CapacityPlan, cal: calibration.Calibration) -> None:
+def print_plan(env: str, plan: CapacityPlan, engine: calibration.EngineCalibration) -> None:
     print(
         f"stack {env}: each variant at {plan.peak_tokens_per_second:,.0f} input tokens/s at peak, "
         f"mean input {plan.mean_input_tokens} tokens, replicas planned at {TARGET_UTILIZATION:.0%} of measured throughput"
@@ -29,8 +29,8 @@ def print_plan(env: str, plan: CapacityPlan, cal: calibration.Calibration) -> No
     for name, c in plan.slices.items():
         print(
             f"  pool {name}: {c.slice.description}: {c.tokens_per_second:,.0f} tokens/s per replica "
-            f"(H100 measured {c.measured.tokens_per_second:,.0f} at batch {c.measured.batch} x {c.measured.seq_len} tokens, "
-            f"x {c.gpu.dense_bf16_tflops:g}/{cal.dense_bf16_peak_tflops:g} TFLOP/s x share {c.slice.compute_share:.3f} x {TARGET_UTILIZATION})"
+            f"(vLLM {engine.vllm_version} on {engine.gpu_name}, {c.shape} inputs: GPU limit {c.gpu_limit:,.0f}, "
+            f"one server's {c.server_limit:,.0f}; {c.limited_by}-bound, x {TARGET_UTILIZATION})"
         )
     print(f"\n  {'variant':<15} {'pool':<16} {'HPA min':>7} {'HPA max':>7}")
     for v in plan.variants:
@@ -49,16 +49,17 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     try:
         override = parse_slice(args.slice) if args.slice else None
         cal = calibration.load()
+        engine = calibration.load_engine()
         constants = SizingConstants.measured(cal)
         # The stack's plan: its own slices are checked against the model (ConfigError with the fix).
         cfg = build_for_env(args.env, args.stack_dir, constants).config
         plan = plan_capacity(
-            cfg, cal, constants, args.tokens_per_second, args.mean_input_tokens, args.off_peak_fraction, override
+            cfg, engine, constants, args.tokens_per_second, args.mean_input_tokens, args.off_peak_fraction, override
         )
     except (ValueError, ConfigError, FileNotFoundError) as exc:  # SliceTooSmall is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print_plan(args.env, plan, cal)
+    print_plan(args.env, plan, engine)
     return EXIT_OK
 
 

@@ -1,11 +1,14 @@
 """`python -m infra capacity`: how many replicas, GPU slices and GPUs a workload needs.
 
-Throughput comes from the benchmark (infra.core.calibration: the model's exact shape on an H100, HF
-eager forward, a conservative floor for vLLM). Assumptions, stated in the README:
-- the model is compute-bound at the batch sizes served, so a slice delivers the measured H100
-  throughput x (its GPU's dense bf16 peak / the H100's) x (its share of the GPU's compute);
-- a replica is planned to run at TARGET_UTILIZATION of that at peak, leaving room for bursts;
-- tokenization runs on the pod's CPUs, which the sizing grants in proportion to the GPU share.
+Throughput comes from vLLM itself, measured on a GPU with the flags the stacks render
+(infra.core.calibration.EngineCalibration; bench/vllm_gpu_benchmark.py, docs/gpu-results.md). One replica
+serves the smaller of two limits, at the shortest measured input shape that covers the mean input:
+- the GPU's: the most one GPU delivered (over one or several servers) x (this GPU's dense bf16 peak / the
+  measured GPU's) x (the slice's share of the GPU's compute);
+- one server's: what one vLLM server delivered alone (its API server tokenizes and serialises: short queries
+  stop there, far below the GPU's limit), sized for a whole GPU or for a slice's memory budget.
+A replica is planned at TARGET_UTILIZATION of that, leaving room for bursts. A test keeps this within
+20 % of every measured point (tests/unit/test_capacity.py).
 """
 
 from __future__ import annotations
@@ -32,8 +35,19 @@ MIN_HA_REPLICAS = 2
 class SliceCapacity:
     gpu: GpuModel
     slice: GpuSlice
+    shape: str  # the measured input shape the plan rests on
+    gpu_limit: float  # tokens/s: the GPU's limit for this slice
+    server_limit: float  # tokens/s: one server's limit
     tokens_per_second: float  # what one replica on this slice serves at TARGET_UTILIZATION
-    measured: calibration.ThroughputPoint
+
+    @property
+    def limited_by(self) -> str:
+        return "GPU" if self.gpu_limit <= self.server_limit else "server"
+
+    @property
+    def replica_tokens_per_second(self) -> float:
+        """What one replica serves flat out (the planner's prediction of a measurement)."""
+        return min(self.gpu_limit, self.server_limit)
 
 
 @dataclass(frozen=True)
@@ -55,12 +69,27 @@ class PoolCapacity:
     configured_slices: int | None  # what the stack's pool holds today (None with --slice)
 
 
+def measured_gpu(engine: calibration.EngineCalibration) -> GpuModel:
+    """The catalog's entry for the GPU the engine was measured on ("NVIDIA H200" -> product label NVIDIA-H200)."""
+    label = engine.gpu_name.replace(" ", "-")
+    for model in GPU_MODELS.values():
+        if model.product_label == label:
+            return model
+    raise ValueError(
+        f"the engine was measured on {engine.gpu_name!r}, which infra/core/accelerators.py GPU_MODELS lacks"
+    )
+
+
 def slice_capacity(
-    gpu: GpuModel, slice_: GpuSlice, mean_input_tokens: int, cal: calibration.Calibration
+    gpu: GpuModel, slice_: GpuSlice, mean_input_tokens: int, engine: calibration.EngineCalibration
 ) -> SliceCapacity:
-    point = cal.best_throughput_at(mean_input_tokens)
-    scale = gpu.dense_bf16_tflops / cal.dense_bf16_peak_tflops * slice_.compute_share
-    return SliceCapacity(gpu, slice_, point.tokens_per_second * scale * TARGET_UTILIZATION, point)
+    shape = engine.shape_for(mean_input_tokens)
+    peak_ratio = gpu.dense_bf16_tflops / measured_gpu(engine).dense_bf16_tflops
+    gpu_limit = engine.gpu_tokens_per_second[shape] * peak_ratio * slice_.compute_share
+    whole = slice_.compute_share == 1 and slice_.memory_budget_bytes == slice_.visible_memory_bytes
+    servers = engine.server_tokens_per_second if whole else engine.slice_server_tokens_per_second
+    server_limit = servers.get(shape, engine.server_tokens_per_second[shape]) * peak_ratio
+    return SliceCapacity(gpu, slice_, shape, gpu_limit, server_limit, min(gpu_limit, server_limit) * TARGET_UTILIZATION)
 
 
 def replicas_for(tokens_per_second: float, per_replica: float) -> int:
@@ -109,7 +138,7 @@ class CapacityPlan:
 
 def plan_capacity(
     cfg: StackConfig,
-    cal: calibration.Calibration,
+    cal: calibration.EngineCalibration,
     constants: SizingConstants,
     peak_tokens_per_second: float,
     mean_input_tokens: int,

@@ -14,3 +14,4 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 CHART_PATH = REPO_ROOT / "charts" / CHART_NAME
 BENCH_RESULT = REPO_ROOT / "bench" / "results" / "nvidia-h100-80gb-hbm3.json"
+ENGINE_RESULT = REPO_ROOT / "bench" / "results" / "vllm-0.25.0-nvidia-h200.json"

@@ -22,9 +22,14 @@ from infra.core.config import (
     set_fix,
 )
 
-# vLLM captures CUDA graphs for a range of batch sizes; their memory was not measured (the benchmark
-# runs transformers, not vLLM). 0.5 GiB is the upper end of the research notes' estimate (§6).
-VLLM_CUDA_GRAPH_ALLOWANCE = GIB // 2
+# Measured with vLLM 0.25 on an H200 (bench/results/vllm-0.25.0-nvidia-h200.json, docs/gpu-results.md):
+# - its piecewise CUDA graphs took 0.24 GiB ("Graph capturing finished ... 0.24 GiB");
+# - the process grew by up to 0.35 GiB more once it served traffic (nvidia-smi after the load runs);
+# - up to 0.75 GiB of the process (CUDA context, NCCL, allocator slack) is not counted by
+#   --gpu-memory-utilization, so a slice-sized fraction must leave that much outside it.
+VLLM_CUDA_GRAPH_ALLOWANCE = GIB // 4
+VLLM_SERVING_GROWTH = 35 * GIB // 100
+VLLM_OUTSIDE_UTILIZATION = 3 * GIB // 4
 # The slowest weight load the startup budget plans for: a network volume (EFS, NFS).
 NETWORK_VOLUME_BYTES_PER_SECOND = 0.5e9
 
@@ -44,13 +49,15 @@ class SizingConstants:
     # grid (29,192 B; the linear fit's slope is 26,753 B). vLLM's profiling pass runs one forward at
     # --max-num-batched-tokens, so activations = this x that budget.
     activation_bytes_per_batched_token: int
-    # Seconds from container start to a listening server with weights on local disk, cold caches:
-    # Python and torch imports, engine init, torch.compile and CUDA-graph capture. Not measured
-    # (no vLLM on the benchmark machine); the research notes' upper estimate (§6: 30-90 s).
     # Weight load rate. Measured 1.31 GB/s from local ext4 to an H100; a network volume (EFS, NFS)
     # is slower, so the budget assumes at most 0.5 GB/s.
     weight_load_bytes_per_second: float
-    cold_start_seconds: float = 90.0
+    # Seconds from container start to /health 200 with weights on local disk and an empty compile cache:
+    # Python and torch imports, three processes, engine init, torch.compile (27-30 s) and CUDA graphs (4-5 s).
+    # Measured 104-141 s with vLLM 0.25 on an H200 (96-99 s with a warm compile cache): the upper figure.
+    cold_start_seconds: float = 140.0
+    # Memory of the process that --gpu-memory-utilization does not count (measured, see above).
+    outside_utilization_bytes: int = VLLM_OUTSIDE_UTILIZATION
     # vLLM's default --gpu-memory-utilization is 0.92: it keeps 8 % of the memory it is given free.
     utilization_headroom: float = 0.08
     # KV cache for this many batched-token budgets, so a step can prefill while finished sequences
@@ -82,7 +89,7 @@ class SizingConstants:
         """The constants with the benchmark's measured figures filled in."""
         return cls(
             weights_bytes=cal.weights_bytes,
-            runtime_overhead_bytes=cal.non_torch_bytes + VLLM_CUDA_GRAPH_ALLOWANCE,
+            runtime_overhead_bytes=cal.non_torch_bytes + VLLM_CUDA_GRAPH_ALLOWANCE + VLLM_SERVING_GROWTH,
             activation_bytes_per_batched_token=cal.activation_bytes_per_token,
             weight_load_bytes_per_second=min(cal.cold_load_bytes_per_second, NETWORK_VOLUME_BYTES_PER_SECOND),
         )
@@ -160,7 +167,8 @@ class Sizing:
         download_s = _download_seconds(r, c)
         return [
             f"slice: {r.slice.description}; budget {_gib(r.slice.memory_budget_bytes)} of "
-            f"{_gib(r.slice.visible_memory_bytes)} visible; usable x{1 - c.utilization_headroom:.2f} = {_gib(self.usable_bytes)}",
+            f"{_gib(r.slice.visible_memory_bytes)} visible; usable (budget - {_gib(c.outside_utilization_bytes)} vLLM does "
+            f"not count) x{1 - c.utilization_headroom:.2f} = {_gib(self.usable_bytes)}",
             f"weights {_gib(self.weights_bytes)} + runtime {_gib(self.runtime_overhead_bytes)} + activations "
             f"{_gib(self.activation_bytes)} ({self.max_num_batched_tokens} batched tokens x "
             f"{c.activation_bytes_per_batched_token} B) + KV needed {_gib(self.kv_required_bytes)} "
@@ -202,7 +210,7 @@ def default_batched_tokens(slice_: GpuSlice) -> int:
 
 def max_model_len_that_fits(slice_: GpuSlice, max_num_batched_tokens: int, c: SizingConstants) -> int:
     """The longest context whose one-request KV cache still fits next to weights and activations."""
-    usable = slice_.memory_budget_bytes * (1 - c.utilization_headroom)
+    usable = (slice_.memory_budget_bytes - c.outside_utilization_bytes) * (1 - c.utilization_headroom)
     left = (
         usable
         - c.weights_bytes
@@ -216,7 +224,8 @@ def size(req: SizingRequest, c: SizingConstants) -> Sizing:
     """Size one vLLM pod on one GPU slice. Raises SliceTooSmall with the numbers when it cannot fit."""
     s = req.slice
     batched = req.max_num_batched_tokens or default_batched_tokens(s)
-    usable = int(s.memory_budget_bytes * (1 - c.utilization_headroom))
+    # The fraction vLLM may fill keeps the headroom and the memory it does not count outside the budget.
+    usable = int((s.memory_budget_bytes - c.outside_utilization_bytes) * (1 - c.utilization_headroom))
     activations = batched * c.activation_bytes_per_batched_token
     kv_tokens_needed = max(req.max_model_len, c.kv_batches * batched)
     kv_required = kv_tokens_needed * SHAPE.kv_bytes_per_token
@@ -228,7 +237,8 @@ def size(req: SizingRequest, c: SizingConstants) -> Sizing:
         fits = (fits // 256) * 256 if fits >= max(512, c.kv_batches * MIN_BATCHED_TOKENS) else 0
         raise SliceTooSmall(
             f"{s.description} ({s.resource_name}) cannot hold the model: usable {_gib(usable)} "
-            f"({_gib(s.memory_budget_bytes)} x {1 - c.utilization_headroom:.2f}) < weights {_gib(c.weights_bytes)} "
+            f"(({_gib(s.memory_budget_bytes)} - {_gib(c.outside_utilization_bytes)} not counted by vLLM) x "
+            f"{1 - c.utilization_headroom:.2f}) < weights {_gib(c.weights_bytes)} "
             f"+ runtime {_gib(c.runtime_overhead_bytes)} + activations {_gib(activations)} ({batched} batched tokens) "
             f"+ KV {_gib(kv_required)} ({kv_tokens_needed} tokens) = {_gib(fixed + kv_required)}. "
             + (

@@ -93,8 +93,6 @@ CHART_OWNED = (
     "service.type",
     "serviceMonitor.interval",
     "serviceMonitor.scrapeTimeout",
-    "serviceMonitor.labels",
-    "prometheusRule.labels",
     "podLabels",
     "podAnnotations",
 )

@@ -22,6 +22,7 @@ KNOWN = SizingConstants(
     runtime_overhead_bytes=1 * GIB,
     activation_bytes_per_batched_token=64 * 1024,
     cold_start_seconds=60,
+    outside_utilization_bytes=1 * GIB,
     weight_load_bytes_per_second=1 * GIB,
     utilization_headroom=0.08,
     kv_batches=2,
@@ -58,7 +59,8 @@ def test_whole_h100_known_numbers():
     )
     assert s.max_num_batched_tokens == 16384  # a whole large GPU gets the large batch budget
     assert s.max_num_seqs == 16384 // 32 == 512
-    assert s.gpu_memory_utilization == 0.92  # budget == visible memory: vLLM's own default
+    # (budget - 1 GiB vLLM does not count) x 0.92 of what the process sees: (81559 - 1024) MiB x 0.92 / 81559 MiB
+    assert s.gpu_memory_utilization == 0.90
     assert s.activation_bytes == 16384 * 64 * 1024 == 1 * GIB
     assert s.kv_required_bytes == 2 * 16384 * 114_688  # max(8192, 2 x 16384) tokens
     assert s.cpu_request_millicores == 6000 and s.cpu_limit_millicores == 12000
@@ -81,8 +83,8 @@ def test_time_sliced_share_sets_the_utilization_fraction():
         ),
         KNOWN,
     )
-    # each pod may use 1/4 of the GPU x 0.92: 0.23 of what the process sees
-    assert s.gpu_memory_utilization == 0.23
+    # each pod may use (1/4 of the GPU - 1 GiB) x 0.92: (5758.5 - 1024) MiB x 0.92 / 23034 MiB = 0.189
+    assert s.gpu_memory_utilization == 0.18
     assert s.max_num_batched_tokens == 8192
     assert s.cpu_request_millicores == 3000  # 2000 + 4000 x 1/4
     assert s.model_cache_bytes == 0 and s.startup_seconds_estimate == 61  # nothing to download
@@ -97,8 +99,8 @@ def test_mig_slice_uses_its_own_memory():
         ),
         KNOWN,
     )
-    assert s.gpu_memory_utilization == 0.92
-    assert s.usable_bytes == int(10e9 * 0.92)
+    assert s.gpu_memory_utilization == 0.82  # (10 GB - 1 GiB) x 0.92 / 10 GB = 0.821
+    assert s.usable_bytes == int((10e9 - GIB) * 0.92)
     assert s.cpu_request_millicores == 2600  # 2000 + 4000/7 rounded up to 100m
 
 
@@ -117,7 +119,7 @@ def test_a_slice_the_model_cannot_fit_is_refused_with_the_numbers():
 
 
 def test_refusal_suggests_a_context_that_really_fits():
-    sixth = gpu_slice(GPU_MODELS["nvidia-l4"], "time-sliced", shared_replicas=6)
+    sixth = gpu_slice(GPU_MODELS["nvidia-l4"], "time-sliced", shared_replicas=5)  # a fifth of an L4
     with pytest.raises(SliceTooSmall) as err:
         size(
             SizingRequest(
