@@ -303,7 +303,7 @@ def compare(expected: Mapping[str, str], actual: Mapping[str, str]) -> Drift:
 
 def unified_diff(expected: Mapping[str, str], actual: Mapping[str, str], drift: Drift, label: str) -> str:
     """`a/` is the tree on disk, `b/` the fresh render: the patch that regenerating applies."""
-    chunks = []
+    chunks: list[str] = []
     for path in sorted(drift.missing + drift.extra + drift.changed):
         old, new = actual.get(path, ""), expected.get(path, "")
         from_file = f"a/{label}/{path}" if path in actual else "/dev/null"
