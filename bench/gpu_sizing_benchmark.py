@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -324,6 +325,8 @@ def graph_point(model, cfg, dev, ids, args) -> dict:
             static_out = pooled_forward(model, static_ids)
         sync(dev)
         after = cuda_mem(dev)
+        if before is None or after is None:  # cuda_mem is None off CUDA; graph capture needs CUDA anyway
+            raise RuntimeError(f"CUDA graphs need a CUDA device, not {dev}")
         res["graph_pool_reserved_bytes"] = after["reserved_bytes"] - before["reserved_bytes"]
         res["graph_non_torch_delta_bytes"] = after["non_torch_bytes"] - before["non_torch_bytes"]
         # Correctness on fresh inputs: replay vs eager.
@@ -558,7 +561,7 @@ def main(argv=None) -> int:
         cap = args.token_cap or DEFAULT_TOKEN_CAP
         kv_seq = args.kv_seq
     if args.extra is not None:
-        extra = [tuple(int(v) for v in e.lower().split("x")) for e in args.extra]
+        extra = [(int(b), int(s)) for b, s in (e.lower().split("x") for e in args.extra)]
 
     result: dict = {
         "schema": "jina-v5-small-gpu-sizing/1",
@@ -576,7 +579,7 @@ def main(argv=None) -> int:
     log(f"device {dev} ({gpu_name}), torch {torch.__version__}")
 
     # --- CUDA init, context overhead -----------------------------------------------------
-    mem = {}
+    mem: dict[str, Any] = {}  # a JSON record: snapshots by stage, counters and a note
     if dev.type == "cuda":
         torch.cuda.init()
         torch.empty(1, device=dev)  # create the primary context

@@ -22,6 +22,7 @@ from infra.core.paths import REPO_ROOT
 from infra.core.plan import build_for_env
 from infra.core.stackfile import stack_names
 from infra.sinks import bundles as targets
+from infra.sinks.helm import helm_values
 
 SECURITY_DOC = REPO_ROOT / "docs" / "security.md"
 REPORT_BEGIN, REPORT_END = "<!-- policy-report:begin -->", "<!-- policy-report:end -->"
@@ -84,11 +85,11 @@ def secret_rows(bundles: Mapping[str, list[dict[str, Any]]], envs: list[str]) ->
         failures=[str(f) for f in secrets.scan_repo(files=files)],
     )
     values = [(env, r) for env in envs for r in build_for_env(env).releases]
-    helm_values = Row(
+    values_row = Row(
         "secrets", "secrets.helm-values", "the Helm values every release is installed with", checked=len(values)
     )
     for env, release in values:
-        helm_values.failures += [
+        values_row.failures += [
             str(f) for f in secrets.scan_objects([helm_values(release.spec)], f"values:{env}/{release.variant}")
         ]
     rendered = Row(
@@ -99,7 +100,7 @@ def secret_rows(bundles: Mapping[str, list[dict[str, Any]]], envs: list[str]) ->
     )
     for name, objects in bundles.items():
         rendered.failures += [str(f) for f in secrets.scan_objects(objects, name)]
-    return [repo, helm_values, rendered]
+    return [repo, values_row, rendered]
 
 
 def build_rows(

@@ -21,7 +21,11 @@ from infra.ops.smoke import (
 
 def expectations(args: argparse.Namespace) -> Expectations:
     """From the plan (--env/--variant), then flags; raises ValueError on bad input."""
-    model, dim, dimensions, qp, dp, multilingual, url = None, None, None, "", "", True, None
+    model: str | None = None
+    dim: int | None = None
+    dimensions: int | None = None
+    qp, dp, multilingual = "", "", True
+    url: str | None = None
     if args.env or args.variant:
         if not (args.env and args.variant):
             raise ValueError("--env and --variant go together")
@@ -39,18 +43,13 @@ def expectations(args: argparse.Namespace) -> Expectations:
         raise ValueError("give --env ENV --variant V, or --url URL")
     if args.url:
         url = args.url
-    if not url.startswith(("http://", "https://")):
+    if url is None or not url.startswith(("http://", "https://")):
         raise ValueError(f"--url {url!r}: must start with http:// or https://")
     # A flag that is given wins over what the plan says.
-    model, dim, qp, dp = (
-        flag if flag is not None else planned
-        for flag, planned in (
-            (args.model, model),
-            (args.expect_dim, dim),
-            (args.query_prefix, qp),
-            (args.document_prefix, dp),
-        )
-    )
+    model = args.model if args.model is not None else model
+    dim = args.expect_dim if args.expect_dim is not None else dim
+    qp = args.query_prefix if args.query_prefix is not None else qp
+    dp = args.document_prefix if args.document_prefix is not None else dp
     dimensions = None if args.no_dimensions else args.dimensions if args.dimensions is not None else dimensions
     if dim is not None and dimensions is not None and not 0 < dimensions <= dim:
         raise ValueError(f"--dimensions {dimensions} must be from 1 to the vector size {dim}")

@@ -31,13 +31,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        exists, report = fetch(plan, client)
+        report = fetch(plan, client)
     except ClusterUnreachable as exc:
         print(f"error: cluster unreachable: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     finally:
         client.close()
-    if not exists:
+    if report is None:
         print(
             f"error: namespace {plan.namespace} does not exist on {client.configuration.host}: stack {plan.env} is not "
             f"deployed in this cluster (wrong kube context? `kubectl config current-context`), or not yet "

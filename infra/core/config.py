@@ -34,7 +34,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from infra.core.accelerators import (
     GPU_MODELS,
@@ -356,11 +356,15 @@ class _Reader:
             return default
         return value
 
+    @overload
+    def integer(self, raw: Mapping, key: str, path: str, default: int, *, low: int, high: int) -> int: ...
+    @overload
+    def integer(self, raw: Mapping, key: str, path: str, default: None, *, low: int, high: int) -> int | None: ...
     def integer(self, raw: Mapping, key: str, path: str, default: int | None, *, low: int, high: int) -> int | None:
         value = raw.get(key, default)
         full = f"{path}.{key}" if path else key
-        if value is None:
-            return None
+        if value is None:  # absent, or an explicit null: the default (None only where the key is optional)
+            return default
         if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
             value = int(value)  # `pulumi config set` without --path stores numbers as strings
         if isinstance(value, bool) or not isinstance(value, int):
@@ -517,7 +521,7 @@ def _read_labels(
 
 def _image_tag_ok(tag: str) -> bool:
     match = _IMAGE_TAG.match(tag)
-    return bool(match) and tuple(int(x) for x in match.groups()) >= MIN_VLLM_VERSION
+    return match is not None and tuple(int(x) for x in match.groups()) >= MIN_VLLM_VERSION
 
 
 def _read_pool(r: _Reader, name: str, raw: Any) -> PoolConfig | None:

@@ -226,7 +226,7 @@ def weights_volume(cfg: StackConfig) -> list[dict[str, Any]]:
         {"name": "HOME", "value": "/tmp"},
         {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
     ]
-    mounts = [{"name": "models", "mountPath": "/models"}, {"name": "tmp", "mountPath": "/tmp"}]
+    mounts: list[dict[str, Any]] = [{"name": "models", "mountPath": "/models"}, {"name": "tmp", "mountPath": "/tmp"}]
     volumes: list[dict[str, Any]] = [
         {"name": "models", "persistentVolumeClaim": {"claimName": WEIGHTS_CLAIM}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},

@@ -294,7 +294,7 @@ def summarize(
             if term is not None and term.reason == "OOMKilled":
                 oom.append(f"{pod.metadata.name}/{cs.name} at {term.finished_at}")
     warnings = sorted((e for e in events if e.type == "Warning"), key=_when, reverse=True)[:RECENT_EVENTS]
-    rows = [
+    event_rows = [
         EventRow(
             _when(e).strftime("%Y-%m-%dT%H:%M:%SZ"),
             f"{e.involved_object.kind}/{e.involved_object.name}",
@@ -304,7 +304,7 @@ def summarize(
         )
         for e in warnings
     ]
-    return StatusReport(plan.env, plan.namespace, variants, pools, unscheduled, rows, sorted(oom))
+    return StatusReport(plan.env, plan.namespace, variants, pools, unscheduled, event_rows, sorted(oom))
 
 
 def _active(pod: Any) -> bool:
@@ -384,8 +384,8 @@ def api_client(kubeconfig: Path | None, context: str | None):
         ) from exc
 
 
-def fetch(plan: Plan, client) -> tuple[bool, StatusReport | None]:
-    """(namespace exists, report). Raises ClusterUnreachable."""
+def fetch(plan: Plan, client) -> StatusReport | None:
+    """The stack's report; None when its namespace does not exist. Raises ClusterUnreachable."""
     import urllib3
     from kubernetes import client as k8s
     from kubernetes.client.rest import ApiException
@@ -397,7 +397,7 @@ def fetch(plan: Plan, client) -> tuple[bool, StatusReport | None]:
             core.read_namespace(plan.namespace, _request_timeout=REQUEST_TIMEOUT)
         except ApiException as exc:
             if exc.status == 404:
-                return False, None
+                return None
             raise
         ns = plan.namespace
         selector = f"app.kubernetes.io/part-of={PROJECT}"
@@ -427,4 +427,4 @@ def fetch(plan: Plan, client) -> tuple[bool, StatusReport | None]:
         raise ClusterUnreachable(f"cannot reach the API server {server}: {exc.__class__.__name__}: {exc}") from exc
     report = summarize(plan, deployments, hpas, pods, nodes, events, all_pods)
     report.notes = notes
-    return True, report
+    return report

@@ -62,7 +62,7 @@ class _Dumper(yaml.CSafeDumper):  # LibYAML's emitter (PyYAML's C binding), the 
     pass
 
 
-def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+def _represent_str(dumper: _Dumper, data: str) -> yaml.Node:
     # PyYAML falls back to a quoted style by itself where a block cannot hold the string.
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
 
@@ -305,7 +305,7 @@ def compare(expected: Mapping[str, str], actual: Mapping[str, str]) -> Drift:
 
 def unified_diff(expected: Mapping[str, str], actual: Mapping[str, str], drift: Drift, label: str) -> str:
     """`a/` is the tree on disk, `b/` the fresh render: the patch that regenerating applies."""
-    chunks = []
+    chunks: list[str] = []
     for path in sorted(drift.missing + drift.extra + drift.changed):
         old, new = actual.get(path, ""), expected.get(path, "")
         from_file = f"a/{label}/{path}" if path in actual else "/dev/null"

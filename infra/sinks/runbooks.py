@@ -147,7 +147,7 @@ def render_pages(plan: Plan, rendered: dict[str, list[dict[str, Any]]]) -> dict[
         if alert not in rules:
             continue
         variants = [replace(f, rule=rules[alert][f.variant]) for f in facts if f.variant in rules[alert]]
-        first = variants[0].rule
+        first = rules[alert][variants[0].variant]  # variants[0].rule, as the dict it is here
         page = templates.get_template(f"{alert}.md.j2").render(
             **common,
             alert=alert,

@@ -252,7 +252,7 @@ def test_no_plaintext_secret_anywhere_in_the_export(fresh):
 def test_export_refuses_a_secret_with_data(stack_plans):
     plan = stack_plans["dev"]
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "leak"}, "stringData": {"token": "x"}}
-    chart_objects = {r.variant: [] for r in plan.releases} | {plan.releases[0].variant: [secret]}
+    chart_objects: dict[str, list[dict]] = {r.variant: [] for r in plan.releases} | {plan.releases[0].variant: [secret]}
     with pytest.raises(export.ExportError, match="Secret/leak carries data"):
         export.render_stack(plan, chart_objects)
 

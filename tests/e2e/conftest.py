@@ -9,6 +9,8 @@ over-capacity, rollout, autoscaling) cannot leak into the next one.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from tests.e2e.kube import (
@@ -23,7 +25,7 @@ LOCAL = "local"
 
 
 @pytest.fixture(scope="session")
-def e2e_cluster() -> Cluster:
+def e2e_cluster() -> Iterator[Cluster]:
     with running_cluster(CLUSTER_NAME, nodes_env=LOCAL) as cluster:
         yield cluster
 

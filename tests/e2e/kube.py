@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, Generic, TypeVar
 
 import yaml
 from kubernetes import client, config
@@ -137,7 +137,7 @@ class ClusterLock:
         workdir = kwok_workdir()
         workdir.mkdir(parents=True, exist_ok=True)
         self.path = workdir / f"{name}.e2e.lock"
-        self.handle = None
+        self.handle: IO[str] | None = None
 
     def acquire(self) -> None:
         self.handle = open(self.path, "w")
@@ -146,6 +146,7 @@ class ClusterLock:
         )
 
     def _try(self) -> bool:
+        assert self.handle is not None, "acquire() opens the lock file first"
         try:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
@@ -282,7 +283,7 @@ def _release_pods(api, namespace: str, release_name: str) -> list[Any]:
         .list_namespaced_pod(namespace, label_selector=f"app.kubernetes.io/instance={release_name}")
         .items
     )
-    return [p for p in pods if p.metadata.deletion_timestamp is None]
+    return [p for p in pods if p.metadata and p.metadata.deletion_timestamp is None]
 
 
 def ready_endpoints(api, namespace: str, service: str) -> int:
@@ -295,7 +296,7 @@ def ready_endpoints(api, namespace: str, service: str) -> int:
     return sum(1 for s in slices for e in (s.endpoints or []) if e.conditions and e.conditions.ready)
 
 
-class Sampler(threading.Thread):
+class Sampler(threading.Thread, Generic[T]):
     """Calls `probe(api)` every 0.2 s on its own ApiClient until stopped; keeps what it returned.
     `start()` returns once the first sample is in, so it shows the state before whatever comes next."""
 

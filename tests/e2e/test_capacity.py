@@ -12,13 +12,14 @@ import re
 import pytest
 
 from infra.core.errors import EXIT_DEGRADED, EXIT_OK
+from infra.core.plan import Plan, PlannedRelease
 from infra.sinks.helm import effective_values
 from tests.e2e.kube import deployment_settled, expected_replicas, pods_of, wait_until
 
 pytestmark = pytest.mark.e2e
 
 
-def over_capacity_plan(plan) -> dict[str, tuple[object, int]]:
+def over_capacity_plan(plan: Plan) -> dict[str, tuple[PlannedRelease, int]]:
     """pool name -> (its fixed-replica release, replicas that ask for exactly one GPU slice more than the pool has)."""
     out = {}
     for pool in plan.config.pools.values():

@@ -88,6 +88,7 @@ def test_drain_of_a_gpu_node_respects_the_pdb_and_the_variant_keeps_serving(e2e_
         with pytest.raises(ApiException) as refused:
             evict(e2e_cluster, ns, last.metadata.name)
         assert refused.value.status == 429, refused.value.body
+        assert refused.value.body is not None, "the eviction was refused with no body"
         assert "disruption budget" in json.loads(refused.value.body)["message"], refused.value.body
         # ... and so does a drain of the node that replica runs on (bounded: it would retry forever)
         blocked = e2e_cluster.kubectl(

@@ -102,5 +102,6 @@ def test_the_namespace_enforces_restricted_pod_security(e2e_cluster, local_stack
     )
     with pytest.raises(ApiException) as refused:
         e2e_cluster.core.create_namespaced_pod(local_stack.namespace, pod, dry_run="All")
+    assert refused.value.body is not None, "the pod was refused with no body"
     message = json.loads(refused.value.body)["message"]
     assert refused.value.status == 403 and 'violates PodSecurity "restricted:latest": privileged' in message, message

@@ -48,12 +48,14 @@ class Reports(list):
 
 
 def test_manifest_maps_type_tokens_back_to_api_versions():
-    assert pack.manifest("kubernetes:core/v1:Service", {})["apiVersion"] == "v1"
-    assert pack.manifest("kubernetes:apps/v1:Deployment", {})["apiVersion"] == "apps/v1"
-    assert (
-        pack.manifest("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute", {})["apiVersion"]
-        == "gateway.networking.k8s.io/v1"
-    )
+    def api_version(type_token: str) -> str:
+        obj = pack.manifest(type_token, {})
+        assert obj is not None, f"{type_token} is a Kubernetes resource"
+        return obj["apiVersion"]
+
+    assert api_version("kubernetes:core/v1:Service") == "v1"
+    assert api_version("kubernetes:apps/v1:Deployment") == "apps/v1"
+    assert api_version("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute") == "gateway.networking.k8s.io/v1"
     assert pack.manifest("kubernetes:helm.sh/v4:Chart", {}) is None
     assert pack.manifest("pulumi:providers:kubernetes", {}) is None
     assert pack.manifest("jina-embeddings:platform:Platform", {}) is None
@@ -133,6 +135,7 @@ def analyzer():
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert proc.stdout is not None and proc.stderr is not None  # both are PIPEs
     if not select.select([proc.stdout], [], [], 60)[0]:  # a hung pack must not hang the suite
         proc.kill()
         pytest.fail("the policy pack printed no port within 60 s")

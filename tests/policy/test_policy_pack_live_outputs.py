@@ -9,6 +9,7 @@ The engine run itself is in tests/e2e/test_engine.py (0 violations on a deployed
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 from infra.checks.policy import pack
 from tests.policy.conftest import find
@@ -17,7 +18,7 @@ from tests.policy.test_policy_pack import Reports, resource
 
 def _live(deployment: dict, replicas_owner: str | None) -> dict:
     """The Deployment as the API server returns it after an apply: replicas set, managedFields filled."""
-    applied = {"f:metadata": {"f:labels": {}}, "f:spec": {"f:selector": {}, "f:template": {}}}
+    applied: dict[str, Any] = {"f:metadata": {"f:labels": {}}, "f:spec": {"f:selector": {}, "f:template": {}}}
     managed = [
         {
             "manager": "pulumi-kubernetes-b3f83de5",

@@ -68,7 +68,9 @@ def test_amd_pods_get_exactly_the_video_and_render_groups_and_nvidia_pods_none(b
 
 def test_no_gpu_pod_uses_privileged_host_access_or_extra_capabilities(bundles):
     for name, obj in pods(bundles):
-        _, spec = pss.pod_template(obj)
+        template = pss.pod_template(obj)
+        assert template is not None, name
+        _, spec = template
         for c in pss.containers(spec):
             sc = c["securityContext"]
             assert sc["capabilities"] == {"drop": ["ALL"]}, f"{name}: {c['name']}"
@@ -103,7 +105,7 @@ def _sc(spec: dict) -> dict:
     return _container(spec).setdefault("securityContext", {})
 
 
-MUTATIONS: dict[str, Callable[[dict, dict], None]] = {
+MUTATIONS: dict[str, Callable[[dict, dict], object]] = {  # what a mutation returns is ignored
     "hostProcess": lambda meta, spec: spec["securityContext"].update(windowsOptions={"hostProcess": True}),
     "hostNamespaces": lambda meta, spec: spec.update(hostNetwork=True),
     "privileged": lambda meta, spec: _sc(spec).update(privileged=True),

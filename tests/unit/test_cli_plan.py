@@ -86,7 +86,8 @@ def test_a_key_error_from_a_bug_is_not_disguised_as_bad_input(monkeypatch, capsy
     from infra.cli import plan as plan_command
 
     def buggy(args):
-        return {}["missing"]
+        empty: dict[str, int] = {}
+        return empty["missing"]
 
     monkeypatch.setattr(plan_command, "cmd_plan", buggy)
     with pytest.raises(KeyError):

@@ -200,6 +200,11 @@ def test_base_config_is_valid():
     assert list(cfg.variants) == ["retrieval", "classification"]
 
 
+def test_an_explicit_null_number_takes_the_default():
+    cfg = load(with_change("pools.gpu-h100.gpusPerNode", None), "test")
+    assert cfg.pools["gpu-h100"].gpus_per_node == 8
+
+
 @pytest.mark.parametrize("case_id, raw, key, fragment", BAD_CONFIGS, ids=[c[0] for c in BAD_CONFIGS])
 def test_bad_config_is_refused_naming_the_key(case_id, raw, key, fragment):
     with pytest.raises(ConfigError) as err:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 
 import pytest
 
@@ -38,7 +39,7 @@ E5_FLAGS = [
 
 
 @pytest.fixture(scope="module")
-def server() -> str:
+def server() -> Iterator[str]:
     if not (SMOKE_VENV / ".installed").exists():
         subprocess.run(["make", "-s", "smoke-venv"], cwd=repo_path(), check=True)
     port = free_port()
@@ -48,6 +49,7 @@ def server() -> str:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    assert proc.stdout is not None  # stdout=PIPE
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

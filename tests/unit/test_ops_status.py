@@ -174,6 +174,7 @@ def test_a_fully_ready_stack_is_healthy_and_reports_autoscalers_and_gpus():
     assert report.healthy
     retrieval = report.variants[0]
     assert (retrieval.variant, retrieval.desired, retrieval.ready) == ("retrieval", 3, 3)
+    assert retrieval.autoscaler is not None
     assert retrieval.autoscaler.name == "keda-hpa-jina-embeddings-retrieval"
     assert retrieval.autoscaler.metrics == ["s0-prometheus 7/5"]
     [pool] = report.pools

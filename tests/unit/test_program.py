@@ -435,6 +435,8 @@ def test_every_stack_rejects_bad_config_before_registering(env):
     config[f"{PROJECT}:unknownKey"] = "x"
     run = run_program(env, config, expect_error=True)
     assert run.registered == []
+    assert isinstance(run.error, pulumi.RunError)
+    assert isinstance(run.error.__cause__, ConfigError)
     assert {p.path for p in run.error.__cause__.problems} >= {"maxModelLen", "unknownKey"}
     assert re.search(rf"{PROJECT}:maxModelLen = 100: must be from \d+ to \d+", str(run.error))
 
@@ -465,6 +467,7 @@ def test_deployment_timeouts_apply_to_deployments_only():
         )
 
     result = transform(args("kubernetes:apps/v1:Deployment"))
+    assert result is not None and result.opts.custom_timeouts is not None
     assert result.props == {"a": 1}
     assert (result.opts.custom_timeouts.create, result.opts.custom_timeouts.update) == ("1234s", "1234s")
     assert transform(args("kubernetes:core/v1:Service")) is None

@@ -25,7 +25,7 @@ def section_commands() -> list[list[str]]:
     body = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```bash\n(.*?)```", body, re.S)
     assert blocks, "the section shows no bash block"
-    commands = []
+    commands: list[list[str]] = []
     for block in blocks:
         for line in block.splitlines():
             line = line.split(" #", 1)[0].strip()

@@ -47,8 +47,9 @@ def plain(value: Any) -> Any:
         target = value["__target"] if "__target" in value else value
         return {str(k): plain(v) for k, v in dict(target).items()}
     if isinstance(value, (list, tuple)) or (isinstance(value, Sequence) and not isinstance(value, str)):
+        proxy: Any = value  # the SDK's list proxy answers ["__target"]; Sequence declares only int and slice keys
         try:
-            target = value["__target"]  # type: ignore[index]
+            target = proxy["__target"]
         except (TypeError, KeyError, IndexError):
             target = value
         return [plain(v) for v in target]

@@ -216,9 +216,9 @@ def check_app_armor(meta: dict, spec: dict) -> list[str]:
 
 def check_selinux(meta: dict, spec: dict) -> list[str]:
     def bad_options(opts: Mapping[str, Any] | None) -> bool:
-        return bool(opts) and (
-            opts.get("type", "") not in _SELINUX_TYPES or bool(opts.get("user")) or bool(opts.get("role"))
-        )
+        if not opts:
+            return False
+        return opts.get("type", "") not in _SELINUX_TYPES or bool(opts.get("user")) or bool(opts.get("role"))
 
     setters = ["pod"] if bad_options(_pod_sc(spec).get("seLinuxOptions")) else []
     bad = [c for c in containers(spec) if bad_options(_sc(c).get("seLinuxOptions"))]
@@ -255,7 +255,8 @@ def check_sysctls(meta: dict, spec: dict) -> list[str]:
 
 
 def check_host_probes_and_lifecycle(meta: dict, spec: dict) -> list[str]:
-    bad, hosts = [], set()
+    bad: list[dict] = []
+    hosts: set[Any] = set()  # `host` values as the manifest has them (strings, unless the manifest is broken)
     for c in containers(spec):
         handlers = [c.get(p) for p in ("livenessProbe", "readinessProbe", "startupProbe")]
         handlers += [(c.get("lifecycle") or {}).get(h) for h in ("postStart", "preStop")]

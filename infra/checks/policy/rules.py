@@ -29,7 +29,7 @@ SERVER_COMPONENT = "embedding-server"
 ROUTABLE_PATHS = frozenset({"/v1/embeddings", "/v1/models"})
 DNS_PORT = 53
 HTTPS_PORT = 443
-PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+PRIVATE_NETWORKS = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 # Literal env values under these names would be a secret in the manifest; *_PATH/_FILE/_DIR name files.
 _SECRET_ENV = re.compile(r"(?i)(token|secret|password|passwd|api_?key|credential)")
 _REFERENCE_ENV = re.compile(r"(?i)_(path|file|dir|name)$")
@@ -137,7 +137,7 @@ def container_ports(workload: Mapping[str, Any]) -> set:
     return found
 
 
-def _flag(args: Sequence[str], flag: str) -> str | None:
+def _flag(args: Sequence[str] | None, flag: str) -> str | None:
     for a in args or ():
         if a.startswith(f"{flag}="):
             return a.split("=", 1)[1]
@@ -184,13 +184,15 @@ def check_pdb_allows_drain(pdb: Mapping[str, Any], objects: Bundle) -> list[str]
         problems.append("unhealthyPodEvictionPolicy must be AlwaysAllow, or a crash-looping pod blocks every drain")
     if "maxUnavailable" in spec:
         value = spec["maxUnavailable"]
-        if (_pct(value) is not None and _pct(value) <= 0) or (isinstance(value, int) and value < 1):
+        pct = _pct(value)
+        if (pct is not None and pct <= 0) or (isinstance(value, int) and value < 1):
             problems.append(f"maxUnavailable {value!r} allows no eviction: a node drain would block")
     elif "minAvailable" in spec:
         value = spec["minAvailable"]
         for w in targets:
             low = min_max_replicas(w, objects)[0]
-            if (_pct(value) is not None and _pct(value) >= 100) or (isinstance(value, int) and value >= low):
+            pct = _pct(value)
+            if (pct is not None and pct >= 100) or (isinstance(value, int) and value >= low):
                 problems.append(
                     f"minAvailable {value!r} >= the {low} replica(s) of {name_of(w)}: a node drain would block"
                 )
@@ -272,7 +274,7 @@ def check_probes(w: Mapping[str, Any], objects: Bundle) -> list[str]:
     problems = []
     ports = container_ports(w)
     for c in _server_containers(w):
-        probes = {p: c.get(f"{p}Probe") for p in ("startup", "readiness", "liveness")}
+        probes: dict[str, dict] = {p: c.get(f"{p}Probe") or {} for p in ("startup", "readiness", "liveness")}
         missing = [p for p, probe in probes.items() if not probe]
         if missing:
             problems.append(f"container {c.get('name')}: no {', '.join(missing)} probe")
@@ -491,7 +493,10 @@ def _is_public_https_rule(rule: Mapping[str, Any]) -> bool:
         block = peer.get("ipBlock")
         if block is None:
             return False
-        excepted = [ipaddress.ip_network(e) for e in block.get("except") or ()]
+        # Only IPv4 exceptions can cover the (IPv4) private ranges; subnet_of raises on mixed versions.
+        excepted = [
+            n for e in block.get("except") or () if isinstance(n := ipaddress.ip_network(e), ipaddress.IPv4Network)
+        ]
         if not all(any(net.subnet_of(e) for e in excepted) for net in PRIVATE_NETWORKS):
             return False
     return True

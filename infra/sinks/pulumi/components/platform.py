@@ -8,7 +8,7 @@ and a renamed namespace can never leave an object behind in the old one.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +18,9 @@ import pulumi_kubernetes as k8s
 from infra.core.names import object_stem
 
 # The kinds infra.core.platform_objects emits, by (apiVersion, kind). A kind missing here is a wiring bug, reported
-# with the object's name rather than silently skipped.
-RESOURCE_TYPES: dict[tuple[str, str], type[pulumi.CustomResource]] = {
+# with the object's name rather than silently skipped. Each class takes the manifest's top-level fields as keyword
+# arguments (metadata, spec, ...), which the base class pulumi.CustomResource does not declare.
+RESOURCE_TYPES: dict[tuple[str, str], Callable[..., pulumi.CustomResource]] = {
     ("v1", "Namespace"): k8s.core.v1.Namespace,
     ("v1", "ServiceAccount"): k8s.core.v1.ServiceAccount,
     ("v1", "PersistentVolumeClaim"): k8s.core.v1.PersistentVolumeClaim,
@@ -61,7 +62,10 @@ class Platform(pulumi.ComponentResource):
         namespaces = [o for o in args.objects if o["kind"] == "Namespace"]
         if len(namespaces) != 1:
             raise ValueError(f"the plan must hold exactly one Namespace, got {len(namespaces)}")
-        self.namespace = self._create(name, namespaces[0], None)
+        namespace = self._create(name, namespaces[0], None)
+        if not isinstance(namespace, k8s.core.v1.Namespace):  # RESOURCE_TYPES maps ("v1", "Namespace") to it
+            raise TypeError(f"the Namespace was created as {type(namespace).__name__}, not k8s.core.v1.Namespace")
+        self.namespace = namespace
         self.namespace_name = self.namespace.metadata.name
         self.resources = {object_stem(namespaces[0]): self.namespace}
         # Jobs last, after every other object: a Job's pod needs the ServiceAccount, PriorityClass,

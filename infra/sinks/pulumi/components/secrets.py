@@ -51,5 +51,5 @@ class StackSecrets(pulumi.ComponentResource):
                 string_data={spec.data_key: plaintext},
                 opts=pulumi.ResourceOptions(parent=self),
             )
-        self.names = pulumi.Output.from_input([s.metadata.name for s in self.secrets.values()])
+        self.names = pulumi.Output.all(*(s.metadata.name for s in self.secrets.values()))
         self.register_outputs({"names": self.names})

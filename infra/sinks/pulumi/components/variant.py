@@ -8,7 +8,7 @@ disk, so no value is ever stored in plaintext (and the values hold only Secret *
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -18,7 +18,9 @@ from infra.core.plan import PlannedRelease
 from infra.sinks.helm import helm_values
 
 
-def deployment_timeouts(seconds: int) -> pulumi.ResourceTransform:
+def deployment_timeouts(
+    seconds: int,
+) -> Callable[[pulumi.ResourceTransformArgs], pulumi.ResourceTransformResult | None]:
     """A transform giving the chart's Deployments `seconds` to become ready (create and update).
 
     Transforms reach the children of the Chart component (pulumi >= 3.118, provider >= 4.x)."""
