@@ -387,16 +387,16 @@ class _Reader:
         value = raw.get(key, default)
         full = f"{path}.{key}" if path else key
         if isinstance(value, SecretValue):
-            self.problem(full, value, "must not be a secret", set_fix(full, default or "<value>"))
+            self.problem(full, value, "must not be a secret", set_fix(full, default) if default else rm_fix(full))
             return default
         if not isinstance(value, str):
-            self.problem(full, value, "must be a string", set_fix(full, default or "<value>"))
+            self.problem(full, value, "must be a string", set_fix(full, default) if default else rm_fix(full))
             return default
         if allowed and value not in allowed:
             self.problem(full, value, f"allowed values: {', '.join(allowed)}", set_fix(full, allowed[0]))
             return default
         if pattern is not None and value and not pattern.match(value):
-            self.problem(full, value, f"must be {what}", set_fix(full, default or "<value>"))
+            self.problem(full, value, f"must be {what}", set_fix(full, default) if default else rm_fix(full))
             return default
         return value
 

@@ -105,7 +105,10 @@ def parse_stack_text(text: str, file: Path | str = "Pulumi.yaml") -> dict[str, A
     """The `config:` mapping of a stack document's text, with secrets as SecretValue markers. Raises
     StackFileError naming the file, line and column of anything Pulumi would refuse."""
     file = Path(file)
-    loader = _StackLoader(text)
+    try:
+        loader = _StackLoader(text)  # the reader checks the characters here: a control character raises at once
+    except yaml.YAMLError as exc:
+        raise StackFileError(file, None, None, str(exc).splitlines()[0]) from None
     loader.file = file
     try:
         node = loader.get_single_node()
