@@ -61,3 +61,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# Cases tried by each property-based test (tests/unit/test_fuzz.py), printed at the end of the run.
+FUZZ_CASES: dict[str, int] = {}
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if FUZZ_CASES:
+        terminalreporter.write_line(
+            f"hypothesis cases tried: {sum(FUZZ_CASES.values())} ("
+            + ", ".join(f"{name} {n}" for name, n in sorted(FUZZ_CASES.items()))
+            + ")"
+        )

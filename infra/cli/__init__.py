@@ -15,6 +15,7 @@ from collections.abc import Callable
 from infra.core.config import ConfigError
 from infra.core.errors import EXIT_USAGE
 from infra.core.plan import UnknownVariant
+from infra.core.stackfile import StackFileError
 from infra.sinks.helm import HelmError
 
 # The subcommands, in `--help` order: each module has `register(subparsers)`.
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         return handler(args)
-    except (ConfigError, FileNotFoundError, UnknownVariant, HelmError) as exc:
+    except (ConfigError, StackFileError, FileNotFoundError, UnknownVariant, HelmError) as exc:
         # Bad input or a missing tool: one clear line, exit 2. Anything else is a bug and keeps its traceback.
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -9,6 +9,7 @@ from pathlib import Path
 from infra.core.config import ConfigError
 from infra.core.errors import EXIT_DEGRADED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from infra.core.plan import build_for_env
+from infra.core.stackfile import StackFileError
 from infra.ops import status as status_module
 from infra.ops.status import (
     ClusterUnreachable,
@@ -22,7 +23,7 @@ from infra.ops.status import (
 def cmd_status(args: argparse.Namespace) -> int:
     try:
         plan = build_for_env(args.env)
-    except (ConfigError, FileNotFoundError) as exc:
+    except (ConfigError, StackFileError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:

@@ -31,7 +31,10 @@ only needs to know that a secret was given, never its plaintext.
 from __future__ import annotations
 
 import json
+import math
 import re
+import shlex
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, overload
@@ -75,7 +78,53 @@ _HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _IMAGE_TAG = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _SERVED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,252}$")  # the chart schema's servedModelName pattern
-_SECRET_HINT = re.compile(r"(?i)(token|password|secret|apikey|api_key|credential)")
+# Key NAMES that hold secrets: the name ends in one of these words (hfToken, apiKey, dbPassword, clientSecret,
+# private_key). Not any name containing "token": maxNumBatchedTokens is a number and is printed; nor *SecretName.
+_SECRET_KEY_NAME = re.compile(
+    r"(?i)(^|[-_.a-z0-9])(token|password|passwd|passphrase|secret|api[-_]?key|access[-_]?key|private[-_]?key"
+    r"|credentials?|auth)$"
+)
+# Secret-shaped VALUES: known token shapes, and long high-entropy words (docs/security.md).
+_KNOWN_TOKEN = re.compile(
+    r"hf_[A-Za-z0-9]{20,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_\w{20,}|sk-[A-Za-z0-9_-]{20,}|glpat-[\w-]{20,}"
+    r"|xox[abpr]-[\w-]{10,}|A[KS]IA[0-9A-Z]{16}|eyJ[\w-]{10,}\.[\w-]{10,}|-----BEGIN[A-Z ]*PRIVATE KEY"
+)
+_WORD = re.compile(r"[A-Za-z0-9_+/=-]{20,}")
+SECRET_ENTROPY_BITS = 4.2  # per character; the bundle's longest real values (URLs, model names) stay below 4.0
+
+
+def _entropy(word: str) -> float:
+    n = len(word)
+    return -sum(c / n * math.log2(c / n) for c in Counter(word).values())
+
+
+def _high_entropy(word: str) -> bool:
+    classes = sum(bool(re.search(p, word)) for p in ("[a-z]", "[A-Z]", "[0-9]"))
+    return classes >= 2 and not re.fullmatch(r"[0-9a-f]+", word) and _entropy(word) >= SECRET_ENTROPY_BITS
+
+
+def is_secret_key(name: str) -> bool:
+    """A key whose value is a secret by its name (hfToken, apiKey, password, ...); `*SecretName` names a Secret."""
+    return bool(_SECRET_KEY_NAME.search(name)) and not name.endswith("SecretName")
+
+
+def looks_like_secret(text: str) -> bool:
+    """A string holding a known token shape (hf_..., ghp_..., sk-..., AKIA..., a JWT) or a high-entropy word."""
+    return bool(_KNOWN_TOKEN.search(text)) or any(_high_entropy(w) for w in _WORD.findall(text))
+
+
+def redact_text(text: str) -> str:
+    """`text` with every secret-shaped word replaced by <redacted>: the last guard before a message is printed."""
+    text = _KNOWN_TOKEN.sub("<redacted>", text)
+    return _WORD.sub(lambda m: "<redacted>" if _high_entropy(m.group()) else m.group(), text)
+
+
+def path_join(path: str, key: Any) -> str:
+    """`path.key` in `pulumi config --path` syntax: keys with dots or brackets (label keys) as ["key"]."""
+    key = str(key)
+    if key and not re.search(r'[.\[\]"\s]', key):
+        return f"{path}.{key}" if path else key
+    return f"{path}[{json.dumps(key)}]"
 
 
 @dataclass(frozen=True)
@@ -271,7 +320,7 @@ class Problem:
     fix: str
 
     def __str__(self) -> str:
-        return f"{PROJECT}:{self.path} = {self.shown_value}: {self.message}\n    fix: {self.fix}"
+        return redact_text(f"{PROJECT}:{self.path} = {self.shown_value}: {self.message}\n    fix: {self.fix}")
 
     @property
     def shown_value(self) -> str:
@@ -280,10 +329,11 @@ class Problem:
         end up in terminals, CI logs and Pulumi's console. Secret *names* (hfTokenSecretName) are shown."""
         if isinstance(self.value, SecretValue):
             return "<secret>"
-        key = re.split(r"[.\[]", self.path)[-1] if self.path else ""
-        if self.value is not None and _SECRET_HINT.search(key) and not key.endswith("SecretName"):
+        key = re.split(r"[.\[]", self.path)[-1].strip('"]') if self.path else ""
+        if self.value is not None and is_secret_key(key):
             return "<redacted>"
-        return repr(self.value)
+        shown = redact_text(repr(self.value))
+        return shown if len(shown) <= 200 else shown[:197] + "..."
 
 
 class ConfigError(ValueError):
@@ -293,12 +343,25 @@ class ConfigError(ValueError):
         self.env = env
         self.problems = problems
         header = f"stack '{env}' has {len(problems)} invalid config value(s); nothing was planned or applied:"
-        super().__init__("\n".join([header] + [f"  - {p}" for p in problems]))
+        super().__init__(redact_text("\n".join([header] + [f"  - {p}" for p in problems])))
 
 
 def set_fix(path: str, example: Any) -> str:
-    shown = example if isinstance(example, str) else json.dumps(example)
-    return f"pulumi config set --path '{PROJECT}:{path}' {shown}"
+    """The `pulumi config set --path` that stores `example` with its type. Pulumi types a --path value: true/false
+    become booleans and integers numbers, so a string that reads as one gets `--type string`."""
+    if isinstance(example, bool):
+        shown, typ = str(example).lower(), ""
+    elif isinstance(example, (int, float)):
+        shown, typ = json.dumps(example), ""
+    else:
+        example = str(example)
+        retyped = example in ("true", "false") or re.fullmatch(r"-?(0|[1-9][0-9]*)", example)
+        shown, typ = shlex.quote(example), " --type string" if retyped and ("." in path or "[" in path) else ""
+    return f"pulumi config set{typ} --path '{PROJECT}:{path}' {shown}"
+
+
+def rm_fix(path: str) -> str:
+    return f"pulumi config rm --path '{PROJECT}:{path}'"
 
 
 class _Reader:
@@ -314,18 +377,16 @@ class _Reader:
         if raw is None:
             return {}
         if not isinstance(raw, Mapping):
-            self.problem(
-                path, raw, "must be a mapping", f"pulumi config rm '{PROJECT}:{path}' and set its keys with --path"
-            )
+            self.problem(path, raw, "must be a mapping (set its keys with --path)", rm_fix(path))
             return {}
         if known is not None:
             for key in raw:
                 if key not in known:
                     self.problem(
-                        f"{path}.{key}",
+                        path_join(path, key),
                         raw[key],
                         f"unknown key; allowed keys: {', '.join(known)}",
-                        f"pulumi config rm --path '{PROJECT}:{path}.{key}'",
+                        rm_fix(path_join(path, key)),
                     )
         return dict(raw)
 
@@ -343,16 +404,16 @@ class _Reader:
         value = raw.get(key, default)
         full = f"{path}.{key}" if path else key
         if isinstance(value, SecretValue):
-            self.problem(full, value, "must not be a secret", set_fix(full, default or "<value>"))
+            self.problem(full, value, "must not be a secret", set_fix(full, default) if default else rm_fix(full))
             return default
         if not isinstance(value, str):
-            self.problem(full, value, "must be a string", set_fix(full, default or "<value>"))
+            self.problem(full, value, "must be a string", set_fix(full, default) if default else rm_fix(full))
             return default
         if allowed and value not in allowed:
             self.problem(full, value, f"allowed values: {', '.join(allowed)}", set_fix(full, allowed[0]))
             return default
         if pattern is not None and value and not pattern.match(value):
-            self.problem(full, value, f"must be {what}", set_fix(full, default or "<value>"))
+            self.problem(full, value, f"must be {what}", set_fix(full, default) if default else rm_fix(full))
             return default
         return value
 
@@ -399,7 +460,7 @@ class _Reader:
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
         if not isinstance(value, bool):
-            self.problem(full, value, "must be true or false", set_fix(full, str(default).lower()))
+            self.problem(full, value, "must be true or false", set_fix(full, default))
             return default
         return value
 
@@ -407,7 +468,7 @@ class _Reader:
         value = raw.get(key, [])
         full = f"{path}.{key}" if path else key
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.problem(full, value, "must be a list of strings", set_fix(full, ["<value>"]))
+            self.problem(full, value, "must be a list of strings", rm_fix(full))
             return ()
         bad = [v for v in value if not pattern.match(v)]
         if bad:
@@ -415,7 +476,10 @@ class _Reader:
                 full,
                 value,
                 f"each item must be {what}; bad: {', '.join(bad)}",
-                set_fix(full, [v for v in value if v not in bad] or ["<value>"]),
+                " && ".join(
+                    [rm_fix(full)]
+                    + [set_fix(f"{full}[{i}]", v) for i, v in enumerate(x for x in value if x not in bad)]
+                ),
             )
             return ()
         return tuple(value)
@@ -493,26 +557,27 @@ def _label_key_ok(key: str) -> bool:
 
 
 def _read_labels(
-    r: _Reader, raw: Mapping, key: str, path: str, default: tuple[tuple[str, str], ...] = (), example: str = "<value>"
+    r: _Reader, raw: Mapping, key: str, path: str, default: tuple[tuple[str, str], ...] = ()
 ) -> tuple[tuple[str, str], ...]:
     """A label mapping (key -> value), each key and value checked like a node selector's."""
     if key not in raw:
         return default
     labels = []
-    for name, value in sorted(r.mapping(raw.get(key), f"{path}.{key}").items()):
+    for name, value in sorted(r.mapping(raw.get(key), f"{path}.{key}").items(), key=lambda kv: str(kv[0])):
+        label_path = path_join(f"{path}.{key}", name)
         if not _label_key_ok(str(name)):
             r.problem(
-                f"{path}.{key}.{name}",
-                value,
-                "is not a valid label key ([prefix/]name, name <= 63 chars)",
-                f"pulumi config rm --path '{PROJECT}:{path}.{key}.{name}'",
+                label_path, value, "is not a valid label key ([prefix/]name, name <= 63 chars)", rm_fix(label_path)
             )
         elif not isinstance(value, str) or (value and not _LABEL_NAME.match(value)):
+            # A number or boolean reads as a label value written without quotes: the fix stores it as a string.
+            as_text = str(value).lower() if isinstance(value, bool) else str(value)
+            scalar = isinstance(value, (bool, int, float)) and _LABEL_NAME.match(as_text)
             r.problem(
-                f"{path}.{key}.{name}",
+                label_path,
                 value,
                 "label values must be strings of <= 63 letters, digits, '-', '_', '.'",
-                set_fix(f"{path}.{key}.{name}", example),
+                set_fix(label_path, as_text) if scalar else rm_fix(label_path),
             )
         else:
             labels.append((str(name), value))
@@ -524,16 +589,21 @@ def _image_tag_ok(tag: str) -> bool:
     return match is not None and tuple(int(x) for x in match.groups()) >= MIN_VLLM_VERSION
 
 
+def _dns_label_like(name: str) -> str:
+    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63].strip("-")
+    return label or "gpu-pool"
+
+
 def _read_pool(r: _Reader, name: str, raw: Any) -> PoolConfig | None:
-    path = f"pools.{name}"
+    path = path_join("pools", name)
+    count = len(r.problems)
     if not _DNS_LABEL.match(name):
         r.problem(
             path,
             name,
             "pool names must be DNS labels (lower case, digits, '-')",
-            f"rename the pool, e.g. pulumi config set --path '{PROJECT}:pools.gpu-h100.vendor' nvidia",
+            f"rename the pool in the stack file (and the variants' pool), e.g. to {_dns_label_like(name)}",
         )
-    count = len(r.problems)
     raw = r.mapping(raw, path, POOL_KEYS)
     vendor = r.string(raw, "vendor", path, "nvidia", allowed=tuple(VENDORS))
     gpu_names = tuple(k for k, g in GPU_MODELS.items() if g.vendor == vendor)
@@ -548,7 +618,7 @@ def _read_pool(r: _Reader, name: str, raw: Any) -> PoolConfig | None:
     slice_kind = r.string(raw, "slice", path, "whole", allowed=SLICE_KINDS)
     mig_profile = r.string(raw, "migProfile", path, "")
     shared = r.integer(raw, "sharedReplicas", path, 0, low=0, high=64) or 0
-    selector = _read_labels(r, raw, "nodeSelector", path, example='"true"')
+    selector = _read_labels(r, raw, "nodeSelector", path)
     tolerations = []
     raw_tolerations = raw.get("tolerations", [])
     if not isinstance(raw_tolerations, list):
@@ -638,6 +708,16 @@ def _read_pool(r: _Reader, name: str, raw: Any) -> PoolConfig | None:
     return pool
 
 
+def _pools_list(pools: Mapping[str, PoolConfig], invalid_pools: frozenset[str]) -> str:
+    """The stack's pools for a message: the valid ones, then those with problems of their own."""
+    if not pools and not invalid_pools:
+        return "pools: (none defined)"
+    shown = [f"pools: {', '.join(pools)}"] if pools else []
+    if invalid_pools:
+        shown.append(f"invalid pools (see their problems): {', '.join(sorted(invalid_pools))}")
+    return "; ".join(shown)
+
+
 def _read_variant(
     r: _Reader,
     name: str,
@@ -646,14 +726,14 @@ def _read_variant(
     defaults: Mapping[str, Any],
     invalid_pools: frozenset[str] = frozenset(),
 ) -> VariantConfig | None:
-    path = f"variants.{name}"
+    path = path_join("variants", name)
     count = len(r.problems)
     if name not in VARIANTS:
         r.problem(
             path,
             name,
             f"unknown task variant; allowed: {', '.join(VARIANT_NAMES)}",
-            f"pulumi config rm --path '{PROJECT}:{path}'",
+            rm_fix(path),
         )
         return None
     raw = r.mapping(raw, path, VARIANT_KEYS)
@@ -666,8 +746,8 @@ def _read_variant(
         r.problem(
             f"{path}.pool",
             pool,
-            f"is not a pool of this stack; pools: {', '.join(pools) or '(none defined)'}",
-            set_fix(f"{path}.pool", next(iter(pools), "<pool>")),
+            f"is not a pool of this stack; {_pools_list(pools, invalid_pools)}",
+            set_fix(f"{path}.pool", next(iter(pools), None) or next(iter(sorted(invalid_pools)), "gpu-pool")),
         )
     mode = r.string(raw, "servingMode", path, defaults["servingMode"], allowed=SERVING_MODES)
     revision = (
@@ -687,7 +767,7 @@ def _read_variant(
             f"{path}.revision",
             None,
             f"no pinned commit of {variant.merged_repository} is known; pin one, or serve this variant from the base repository",
-            f"pulumi config set --path '{PROJECT}:{path}.servingMode' base   # or: --path '{PROJECT}:{path}.revision' <40-hex commit>",
+            f"{set_fix(f'{path}.servingMode', 'base')}   # or pin a 40-hex commit with --path '{PROJECT}:{path}.revision'",
         )
     served = r.string(
         raw,
@@ -725,6 +805,43 @@ def _read_variant(
     )
 
 
+_SCRUBBED = object()  # a secret-shaped value taken out of the raw config: reported once, never read again
+
+
+def _scrub_secrets(r: _Reader, path: str, value: Any) -> Any:
+    """`value` without the secret-shaped strings (keys or values) it holds, each reported once with its path and
+    never its text: no later message, plan or render can print them. SecretValue markers stay."""
+    if isinstance(value, str):
+        if looks_like_secret(value):
+            r.problem(
+                path,
+                value,
+                "looks like a secret (a token or key) stored in plain text",
+                f"{rm_fix(path)}   # a secret belongs in `pulumi config set --secret`",
+            )
+            return _SCRUBBED
+        return value
+    if isinstance(value, Mapping):
+        kept = {}
+        for key, item in value.items():
+            if isinstance(key, str) and looks_like_secret(key):
+                r.problem(
+                    f"{path}[<redacted>]",
+                    None,
+                    "a key that looks like a secret (a token or key) stored in plain text",
+                    f"delete that key of {path} from the stack file",
+                )
+                continue
+            item = _scrub_secrets(r, path_join(path, key), item)
+            if item is not _SCRUBBED:
+                kept[key] = item
+        return kept
+    if isinstance(value, list):
+        items = [_scrub_secrets(r, f"{path}[{i}]", item) for i, item in enumerate(value)]
+        return [item for item in items if item is not _SCRUBBED]
+    return value
+
+
 def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
     """Parse and validate one stack's config. Raises ConfigError listing every problem."""
     problems: list[Problem] = []
@@ -734,8 +851,18 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
         project, sep, key = str(full_key).rpartition(":")
         if sep and project != PROJECT:
             continue  # another namespace's config, e.g. kubernetes:context for the provider
+        if looks_like_secret(key):
+            r.problem(
+                "<redacted>",
+                None,
+                "a key that looks like a secret (a token or key) stored in plain text",
+                "delete that line from the stack file; store secrets with `pulumi config set --secret`",
+            )
+            continue
+        if key not in SECRET_KEYS:
+            value = _scrub_secrets(r, key, value)
         if key not in TOP_LEVEL_KEYS:
-            if _SECRET_HINT.search(key) and not isinstance(value, SecretValue):
+            if is_secret_key(key) and not isinstance(value, SecretValue):
                 r.problem(
                     key,
                     value,
@@ -750,7 +877,8 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
                     f"pulumi config rm '{PROJECT}:{key}'",
                 )
             continue
-        raw[key] = value
+        if value is not _SCRUBBED:
+            raw[key] = value
 
     namespace = r.string(
         raw, "namespace", "", PROJECT, pattern=_DNS_LABEL, what="a DNS label (lower case, digits, '-', <= 63 chars)"
@@ -798,7 +926,7 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
             "variants",
             raw.get("variants"),
             f"no task variant is enabled; variants: {', '.join(VARIANT_NAMES)}",
-            set_fix("variants.retrieval.pool", next(iter(pools), "<pool>")),
+            set_fix("variants.retrieval.pool", next(iter(pools), "gpu-pool")),
         )
     variants = {name: variants[name] for name in VARIANT_NAMES if name in variants}
 
@@ -942,14 +1070,14 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
             "monitoring.prometheusRule",
             True,
             "the alerts read vLLM's series from Prometheus, which must scrape the pods (monitoring.serviceMonitor)",
-            set_fix("monitoring.serviceMonitor", "true"),
+            set_fix("monitoring.serviceMonitor", True),
         )
     if autoscaling.metric in ("queue", "keda") and not monitoring.service_monitor:
         r.problem(
             "monitoring.serviceMonitor",
             False,
             f"autoscaling.metric {autoscaling.metric} reads vLLM's queue from Prometheus, which must scrape the pods",
-            set_fix("monitoring.serviceMonitor", "true"),
+            set_fix("monitoring.serviceMonitor", True),
         )
 
     for key in SECRET_KEYS:
@@ -958,7 +1086,7 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
                 key,
                 raw[key],
                 "is stored in plain text in the stack file",
-                f"pulumi config set --secret '{PROJECT}:{key}' <value>",
+                f"pulumi config set --secret '{PROJECT}:{key}'   # prompts for the value",
             )
     s = r.mapping(raw.get("secrets"), "secrets", SECRETS_KEYS)
     hf_given, key_given = isinstance(raw.get("hfToken"), SecretValue), isinstance(raw.get("apiKey"), SecretValue)

@@ -320,6 +320,13 @@ def fit_problems(cfg: StackConfig, c: SizingConstants) -> list[Problem]:
                     f"{set_fix(f'variants.{variant.name}.maxModelLen', exc.fitting_max_model_len)}   # or a larger slice"
                 )
             else:
-                fix = set_fix(f"variants.{variant.name}.pool", "<a pool with a larger slice>")
+                larger = [
+                    p.name for p in cfg.pools.values() if p.slice.memory_budget_bytes > pool.slice.memory_budget_bytes
+                ]
+                fix = (
+                    set_fix(f"variants.{variant.name}.pool", larger[0])
+                    if larger
+                    else f"{set_fix(f'variants.{variant.name}.pool', 'gpu-pool')}   # after adding a pool with a larger slice"
+                )
             problems.append(Problem(f"variants.{variant.name}.pool", variant.pool, str(exc), fix))
     return problems

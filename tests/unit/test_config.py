@@ -96,7 +96,7 @@ BAD_CONFIGS = [
     (
         "bad-label-key",
         with_change("pools.gpu-h100.nodeSelector", {"bad key!": "x"}),
-        "pools.gpu-h100.nodeSelector.bad key!",
+        'pools.gpu-h100.nodeSelector["bad key!"]',  # pulumi config --path syntax: the fix can be run as is
         "not a valid label key",
     ),
     (
