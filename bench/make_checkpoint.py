@@ -25,9 +25,10 @@ import argparse
 import json
 import os
 import time
+from typing import Any
 
 # Qwen3-0.6B backbone (jinaai/jina-embeddings-v5-text-small config.json; see bench/README.md for the sources).
-SHAPE = dict(
+SHAPE: dict[str, Any] = dict(
     hidden_size=1024,
     intermediate_size=3072,
     num_hidden_layers=28,
@@ -126,7 +127,7 @@ def write_tokenizer(out: str) -> None:
 
 
 def config(vocab: int, architecture: str) -> dict:
-    c = dict(SHAPE)
+    c: dict[str, Any] = dict(SHAPE)
     c.update(
         architectures=[architecture],
         model_type="qwen3",

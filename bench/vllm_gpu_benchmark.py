@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -41,7 +43,7 @@ GIB = 2**30
 def render_flags() -> None:
     """Record, per stack and variant, the vllm args and the plan's own predictions, from `infra plan --json`."""
     py = os.path.join(REPO, ".venv", "bin", "python")
-    out = {}
+    out: dict[str, Any] = {}
     for env in ENVS:
         plan = json.loads(
             subprocess.run(
@@ -231,19 +233,27 @@ async def load_point(
     }
 
 
-def run_load(url: str, model: str, spec: dict, timeout: float) -> subprocess.Popen:
+@dataclass
+class LoadProc:
+    """One running load-point process and the wall-clock time by which collect() stops waiting for it."""
+
+    p: subprocess.Popen[str]
+    deadline: float
+
+
+def run_load(url: str, model: str, spec: dict, timeout: float) -> LoadProc:
     """Start one load point in its own process (one client process per server: the client is not the bottleneck)."""
     cmd = [sys.executable, os.path.abspath(__file__), "load", url, model, json.dumps(spec)]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    p.deadline = time.time() + timeout
-    return p
+    return LoadProc(p, time.time() + timeout)
 
 
-def collect(procs: list[subprocess.Popen]) -> list[dict]:
+def collect(procs: list[LoadProc]) -> list[dict]:
     res = []
-    for p in procs:
+    for lp in procs:
+        p = lp.p
         try:
-            out, _ = p.communicate(timeout=max(1, p.deadline - time.time()))
+            out, _ = p.communicate(timeout=max(1, lp.deadline - time.time()))
         except subprocess.TimeoutExpired:
             p.kill()
             out, _ = p.communicate()
@@ -277,7 +287,7 @@ LOG_PATTERNS = {
 
 def parse_log(path: str) -> dict:
     text = open(path, errors="replace").read()
-    out = {}
+    out: dict[str, Any] = {}
     for k, pat in LOG_PATTERNS.items():
         m = re.findall(pat, text)
         if not m:
@@ -296,8 +306,9 @@ def parse_log(path: str) -> dict:
 
 
 class Server:
-    def __init__(self, tag: str, args: list[str], port: int, logdir: str, env: dict):
+    def __init__(self, tag: str, args: list[str], port: int, logdir: str, env: dict, compile_cache_warm: bool = False):
         self.tag, self.port, self.args = tag, port, args
+        self.compile_cache_warm = compile_cache_warm  # whether vLLM's torch.compile cache had entries at start
         self.log = os.path.join(logdir, f"{tag}.log")
         self.url = f"http://127.0.0.1:{port}"
         self.model = next(a.split("=", 1)[1] for a in args if a.startswith("--served-model-name="))
@@ -310,7 +321,7 @@ class Server:
             env=env,
             start_new_session=True,
         )
-        self.ready_s = None
+        self.ready_s: float | None = None
 
     def wait_ready(self, limit_s: float) -> bool:
         while time.time() - self.t0 < limit_s:
@@ -459,9 +470,7 @@ class Runner:
         args = build(self.port)
         cache = os.path.expanduser("~/.cache/vllm/torch_compile_cache")
         warm = os.path.isdir(cache) and any(os.scandir(cache))
-        s = Server(tag, args, self.port, self.logdir, self.env)
-        s.compile_cache_warm = warm
-        return s
+        return Server(tag, args, self.port, self.logdir, self.env, compile_cache_warm=warm)
 
     def single(self, name: str, tag: str, args, level: str, need_s: float) -> None:
         if self.left() < need_s:
@@ -470,7 +479,11 @@ class Runner:
         srv = self.start(tag, args)
         args = srv.args
         ok = srv.wait_ready(min(300, self.left() - 30))
-        rec = {"server": srv.record(), "compile_cache_warm_at_start": srv.compile_cache_warm, "ready": ok}
+        rec: dict[str, Any] = {
+            "server": srv.record(),
+            "compile_cache_warm_at_start": srv.compile_cache_warm,
+            "ready": ok,
+        }
         rec["gpu_memory_after_ready"] = gpu_memory()
         max_len = int(flag(args, "--max-model-len", "32768"))
         if ok:
@@ -510,7 +523,7 @@ class Runner:
         vLLM's memory profiling sees no other process allocating); load on all of them at once at each N.
         together=True starts max(counts) servers at once instead (as pods on a time-sliced GPU do; about 100 s
         instead of 100 s per server), so their memory profiling may overlap."""
-        rec = {
+        rec: dict[str, Any] = {
             "util": util,
             "slice": slice_note,
             "servers": [],
@@ -569,7 +582,7 @@ class Runner:
                         return
                 if len(servers) < n:
                     return
-                pt = {"gpu_memory": gpu_memory()}
+                pt: dict[str, Any] = {"gpu_memory": gpu_memory()}
                 for shape, (b, lo, hi), c, req in (("doc512", DOC, 4, 48), ("query", QUERY, 32, 1500)):
                     if self.left() < 40:
                         break

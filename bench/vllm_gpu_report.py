@@ -16,6 +16,7 @@ import os
 import re
 import sys
 from datetime import datetime
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -57,15 +58,15 @@ def timeline(log: str, ready_s: float | None) -> dict:
 def merge(results: list[str], logdirs: list[str], out: str) -> None:
     from vllm_gpu_benchmark import parse_log
 
-    merged = {"phases": {}}
+    merged: dict[str, Any] = {"phases": {}}
     for path in results:
         r = json.load(open(path))
         merged.setdefault("host", r.get("host"))
         merged["phases"].update(r["phases"])
     logs = {}
     for d in logdirs:
-        for f in glob.glob(os.path.join(d, "*.log")):
-            logs[os.path.basename(f)[:-4]] = f
+        for log_path in glob.glob(os.path.join(d, "*.log")):
+            logs[os.path.basename(log_path)[:-4]] = log_path
     for _name, ph in merged["phases"].items():
         servers = ([ph["server"]] if "server" in ph else []) + ph.get("servers", [])
         for s in servers:
@@ -154,7 +155,7 @@ def docs(result: str, plot: str | None) -> None:
         "| N | shape | aggregate tokens/s | × one server | per-server tokens/s | worst p99 ms | GPU used GiB | errors |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    one = {}
+    one: dict[str, float] = {}
     for n, pt in sorted(pm.get("points", {}).items(), key=lambda x: int(x[0])):
         for shape in ("doc512", "query"):
             if shape not in pt:

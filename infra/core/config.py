@@ -1052,10 +1052,8 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
             pattern=re.compile(r"^[^\s]+[^\s/]$"),
             what="a URL or repository path without spaces or a trailing '/'",
         ),
-        labels=_read_labels(r, m, "labels", "monitoring", MonitoringConfig.labels, example="kube-prometheus-stack"),
-        dashboard_labels=_read_labels(
-            r, m, "dashboardLabels", "monitoring", MonitoringConfig.dashboard_labels, example='"1"'
-        ),
+        labels=_read_labels(r, m, "labels", "monitoring", MonitoringConfig.labels),
+        dashboard_labels=_read_labels(r, m, "dashboardLabels", "monitoring", MonitoringConfig.dashboard_labels),
         dashboard_folder=r.string(
             m,
             "dashboardFolder",

@@ -8,6 +8,7 @@ traceback, nothing written. Profile `ci` (the default) bounds the examples; HYPO
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import copy
 import io
@@ -228,7 +229,7 @@ def apply_fix(config: dict[str, Any], fix: str) -> dict[str, Any] | None:
         top, *path = _pulumi_path(key[len(PROJECT) + 1 :]) if "--path" in rest else [key[len(PROJECT) + 1 :]]
         full = [key.rpartition(":")[0] + ":" + str(top), *path]
         if verb == "rm":
-            target = config
+            target: Any = config
             for part in full[:-1]:
                 target = target.get(part) if isinstance(target, dict) else None
                 if target is None:
@@ -243,14 +244,14 @@ def apply_fix(config: dict[str, Any], fix: str) -> dict[str, Any] | None:
         value = SecretValue() if secret else _typed(args[1], typ, bool(path))
         target = config
         for part, nxt in zip(full[:-1], full[1:], strict=True):
-            empty: Any = [] if isinstance(nxt, int) else {}
+            # A path step through a node of the wrong kind replaces it, as setting a nested path over a scalar,
+            # a list (for a name) or a mapping (for an index) would.
+            wanted: type = list if isinstance(nxt, int) else dict
             if isinstance(target, list):
                 while len(target) <= part:
-                    target.append(copy.copy(empty))
-                if not isinstance(target[part], (dict, list)):
-                    target[part] = empty
-            elif not isinstance(target.get(part), (dict, list)):
-                target[part] = empty
+                    target.append(None)
+            if not isinstance(target[part] if isinstance(target, list) else target.get(part), wanted):
+                target[part] = wanted()
             target = target[part]
         if isinstance(target, list):
             while len(target) <= full[-1]:
@@ -270,7 +271,9 @@ def test_every_suggested_fix_passes_validation(config: dict[str, Any]) -> None:
     except ConfigError as exc:
         problems = exc.problems
     for problem in problems:
-        assert "<" not in problem.fix.split("#")[0] or "--secret" in problem.fix, problem.fix  # no placeholders
+        command = problem.fix.split("#")[0].strip()
+        # no placeholder such as <value> in place of a value (a key may contain '<' itself)
+        assert "--secret" in command or not re.search(r"\s'?<[A-Za-z][^>]*>'?$", command), problem.fix
         fixed = apply_fix(config, problem.fix)
         if fixed is None:
             continue  # an edit of the file (a key that looks like a secret, a pool to rename)
@@ -380,7 +383,9 @@ def test_chart_values_render_or_fail_cleanly(replicas: int, max_len: int, labels
 # --------------------------------------------------------------------------------------------- CLI arguments
 
 PARSER = build_parser()
-SUBCOMMANDS = next(a for a in PARSER._actions if a.__class__.__name__ == "_SubParsersAction").choices
+SUBCOMMANDS: dict[str, argparse.ArgumentParser] = dict(
+    next(a for a in PARSER._actions if isinstance(a, argparse._SubParsersAction)).choices or {}
+)
 junk = st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=20)
 
 
