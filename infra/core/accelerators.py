@@ -47,6 +47,13 @@ class VendorProfile:
     # Non-root processes need the host's `video` (44) and `render` groups to open /dev/kfd and
     # /dev/dri/renderD* on AMD (ROCm/k8s-device-plugin#39); NVIDIA device nodes are world-rw.
     needs_render_groups: bool
+    # Whether the container's root filesystem is read-only by default on this vendor's pools (a pool may set
+    # `readOnlyRootFilesystem`). NVIDIA: no. nvidia-container-toolkit 1.20.0's CDI hook update-application-profile
+    # mkdirs /etc/nvidia/... inside the container and aborts container creation on a read-only root
+    # (NVIDIA/nvidia-container-toolkit#2026, fixed by #2028 in a later release); EKS's AL2023 NVIDIA AMI v20260818
+    # ships 1.20.0 (awslabs/amazon-eks-ami#2790), and KServe turned it off for its GPU pods for this reason
+    # (kserve/kserve#5711). Pod Security "restricted" does not require it. AMD's device plugin runs no such hook.
+    read_only_root_default: bool
 
 
 VENDORS: dict[str, VendorProfile] = {
@@ -59,6 +66,7 @@ VENDORS: dict[str, VendorProfile] = {
         product_label_key="nvidia.com/gpu.product",
         default_toleration=Toleration(key="nvidia.com/gpu"),
         needs_render_groups=False,
+        read_only_root_default=False,
     ),
     "amd": VendorProfile(
         name="amd",
@@ -69,6 +77,7 @@ VENDORS: dict[str, VendorProfile] = {
         product_label_key="amd.com/gpu.product-name",
         default_toleration=Toleration(key="amd.com/gpu"),
         needs_render_groups=True,
+        read_only_root_default=True,
     ),
 }
 

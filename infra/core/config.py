@@ -154,6 +154,7 @@ class PoolConfig:
     gpus_per_node: int
     render_group_id: int | None  # AMD only: the host's `render` group id
     image_tag: str
+    read_only_root_filesystem: bool  # default: the vendor's (infra.core.accelerators VendorProfile)
 
     @property
     def gpu_model(self) -> GpuModel:
@@ -501,6 +502,7 @@ POOL_KEYS = (
     "gpusPerNode",
     "renderGroupId",
     "imageTag",
+    "readOnlyRootFilesystem",
 )
 VARIANT_KEYS = (
     "enabled",
@@ -699,6 +701,7 @@ def _read_pool(r: _Reader, name: str, raw: Any) -> PoolConfig | None:
         gpus_per_node,
         render_gid,
         image_tag,
+        r.boolean(raw, "readOnlyRootFilesystem", path, VENDORS[vendor].read_only_root_default),
     )
     try:
         _ = pool.slice  # raises SliceError for a slice the GPU cannot offer

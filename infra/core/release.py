@@ -184,6 +184,7 @@ class ReleaseSpec:
     tolerations: tuple[Toleration, ...]
     priority_class: str
     supplemental_groups: tuple[int, ...]
+    read_only_root_filesystem: bool
     service_account: str
     http_route: HttpRouteSpec | None
     monitoring: MonitoringSpec
@@ -284,6 +285,7 @@ def release_spec(cfg: StackConfig, variant: VariantConfig, constants: SizingCons
         tolerations=pool.full_tolerations,
         priority_class=cfg.priority_class.name,
         supplemental_groups=pool.supplemental_groups,
+        read_only_root_filesystem=pool.read_only_root_filesystem,
         service_account=SERVICE_ACCOUNT,
         # The stack's HTTPRoute (config `gateway`): every variant on the one host, under /<variant>.
         http_route=HttpRouteSpec(gw.host, f"/{variant.name}", gw.parent_name, gw.parent_namespace, gw.parent_section)

@@ -194,6 +194,11 @@ def _key_docs() -> dict[str, KeyDoc]:
             lambda s: pool(s).image_tag,
             f"vLLM image tag; default: the vendor's pinned one; a release tag >= `{min_tag}` (vllm#55427)",
         ),
+        "pools.<pool>.readOnlyRootFilesystem": KeyDoc(
+            lambda s: pool(s).read_only_root_filesystem,
+            "the container's root filesystem read-only; default: the vendor's (NVIDIA off: toolkit 1.20.0's CDI hook, "
+            "NVIDIA/nvidia-container-toolkit#2026; AMD on)",
+        ),
         "variants.<task>.enabled": KeyDoc(lambda s: True, "plan this variant"),
         "variants.<task>.pool": KeyDoc("the first pool", "the pool the variant runs on"),
         "variants.<task>.servingMode": KeyDoc("top-level `servingMode`", "as the top-level key, for this variant"),

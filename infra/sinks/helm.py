@@ -137,6 +137,7 @@ def helm_values(spec: ReleaseSpec) -> dict[str, Any]:
         "tolerations": [t.manifest() for t in spec.tolerations],
         "priorityClassName": spec.priority_class,
         "podSecurityContext": {"supplementalGroups": list(spec.supplemental_groups)},
+        "securityContext": {"readOnlyRootFilesystem": spec.read_only_root_filesystem},
         "serviceAccount": {"create": False, "name": spec.service_account},
         "service": {"port": spec.port},
         "httpRoute": route,

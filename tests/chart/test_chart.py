@@ -122,7 +122,10 @@ def assert_deployment_invariants(name: str, deployment: dict, values: dict) -> N
         and csc["capabilities"]["drop"] == ["ALL"]
         and "add" not in csc["capabilities"]
     ), name
-    assert csc["readOnlyRootFilesystem"] is True and csc["seccompProfile"]["type"] == "RuntimeDefault", name
+    assert csc["readOnlyRootFilesystem"] is values["securityContext"]["readOnlyRootFilesystem"], name
+    assert csc["seccompProfile"]["type"] == "RuntimeDefault", name
+    skips = deployment["metadata"].get("annotations", {})
+    assert any(v.startswith("CKV_K8S_22=") for v in skips.values()) is not csc["readOnlyRootFilesystem"], name
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["shm"]["emptyDir"]["medium"] == "Memory", name
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
@@ -240,3 +243,37 @@ def test_ephemeral_storage_covers_every_disk_backed_emptydir_and_the_writable_la
             assert quantity >= disk + layer, (
                 f"{env}/{release.variant}: {part} {quantity} < emptyDirs {disk} + layer {layer}"
             )
+
+
+def test_read_only_root_filesystem_follows_the_pool_and_the_vendor(stack_plans):
+    """NVIDIA pools default to a writable root (toolkit 1.20.0's CDI hook aborts container creation on a read-only
+    one, NVIDIA/nvidia-container-toolkit#2026); AMD pools to a read-only root; a pool may set either."""
+    from infra.core.config import load
+    from infra.core.plan import build, measured_constants
+
+    for plan in stack_plans.values():
+        for release in plan.releases:
+            assert release.spec.read_only_root_filesystem is (release.pool.vendor == "amd"), release.name
+    raw = {
+        "jina-embeddings:pools": {
+            "gpu": {
+                "vendor": "nvidia",
+                "gpu": "nvidia-h100-80gb",
+                "slice": "whole",
+                "nodes": 2,
+                "readOnlyRootFilesystem": True,
+            },
+        },
+        "jina-embeddings:variants": {"retrieval": {"pool": "gpu"}},
+    }
+    [release] = build(load(raw, "t"), measured_constants()).releases
+    [deployment] = [o for o in render_release_objects(release) if o["kind"] == "Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert not any(v.startswith("CKV_K8S_22=") for v in deployment["metadata"].get("annotations", {}).values())
+
+
+def render_release_objects(release):
+    from infra.sinks.helm import render_release
+
+    return render_release(release)

@@ -108,11 +108,11 @@ def _edit_values(root: Path) -> tuple[str, list[str]]:
 
 def _edit_object(root: Path) -> tuple[str, list[str]]:
     path = root / DEV_DEPLOYMENT
-    path.write_text(path.read_text().replace("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false"))
+    path.write_text(path.read_text().replace("allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true"))
     return "--env=dev", [
         f"+++ b/manifests/{DEV_DEPLOYMENT}",
-        "-          readOnlyRootFilesystem: false",
-        "+          readOnlyRootFilesystem: true",
+        "-          allowPrivilegeEscalation: true",
+        "+          allowPrivilegeEscalation: false",
     ]
 
 

@@ -89,7 +89,6 @@ CHART_OWNED = (
     "podSecurityContext.runAsUser",
     "podSecurityContext.runAsGroup",
     "podSecurityContext.fsGroup",
-    "securityContext",
     "service.type",
     "serviceMonitor.interval",
     "serviceMonitor.scrapeTimeout",

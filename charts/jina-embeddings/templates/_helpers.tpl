@@ -123,6 +123,9 @@ README "Security controls" lists them.
 {{- if eq (int .Values.podSecurityContext.runAsUser) 2000 }}
 {{- $skips = append $skips "CKV_K8S_40=UID 2000 is the vllm user the vLLM images ship (vllm#40275); restricted Pod Security only forbids UID 0" }}
 {{- end }}
+{{- if not .Values.securityContext.readOnlyRootFilesystem }}
+{{- $skips = append $skips "CKV_K8S_22=nvidia-container-toolkit 1.20.0's CDI hook writes into the container and aborts its creation on a read-only root (NVIDIA/nvidia-container-toolkit#2026); every path vLLM writes is still an emptyDir" }}
+{{- end }}
 {{- if .Values.vllm.apiKey.existingSecret }}
 {{- $skips = append $skips "CKV_K8S_35=vLLM reads its API key only from VLLM_API_KEY (no file variant); it comes from a secretKeyRef, never a literal, and the HF token is a mounted file" }}
 {{- end }}
