@@ -24,5 +24,5 @@ checkov-lock: ## re-resolve requirements-checkov.lock from requirements-checkov.
 checkov: venv checkov-venv ## Checkov's Kubernetes checks over every stack, chart scenario and manifests/: 0 failures
 	$(TOOLS_ENV) && tools/bootstrap.sh helm && $(PY) -m infra checkov
 
-policy: venv ## Pod Security, reliability, network and secret gates over everything the bundle renders
-	$(TOOLS_ENV) && tools/bootstrap.sh helm && $(PY) -m infra policy
+policy: venv ## Pod Security, kube-score, the bundle's rules and the secret scan over everything the bundle renders
+	$(TOOLS_ENV) && tools/bootstrap.sh helm kube-score && $(PY) -m infra policy

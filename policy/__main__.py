@@ -35,7 +35,7 @@ POLICIES = [
     ),
     StackValidationPolicy(
         name="bundle-mandatory",
-        description="PDBs never block a drain; autoscaled Deployments set no replicas; Services select the pods; "
+        description="PDBs never block a drain; KEDA-scaled Deployments set no replicas; Services are ClusterIP; "
         "default-deny network, ingress only from named peers, egress only DNS and the model hub; "
         "the HTTPRoute routes only /v1/embeddings and /v1/models.",
         validate=pack.validate_stack_mandatory,
@@ -43,9 +43,15 @@ POLICIES = [
     ),
     StackValidationPolicy(
         name="bundle-advisory",
-        description="PDB present, replicas spread, autoscaler bounds, probes and budgets, ephemeral storage, "
-        "priority class, NetworkPolicies select pods.",
+        description="Replicas spread, autoscaler bounds, probes and budgets, priority class.",
         validate=pack.validate_stack_advisory,
+        enforcement_level=EnforcementLevel.ADVISORY,
+    ),
+    StackValidationPolicy(
+        name="kube-score",
+        description="Generic workload lint by the pinned kube-score with policy/kube-score.yaml (PDBs present, "
+        "probes, resources, Services and NetworkPolicies select pods, pods isolated, HPA targets).",
+        validate=pack.validate_stack_kube_score,
         enforcement_level=EnforcementLevel.ADVISORY,
     ),
 ]

@@ -1,8 +1,8 @@
 """`python -m infra policy`: every gate over everything the bundle renders, as controls x objects.
 
-Runs the Pod Security controls over every pod template, the rules over every bundle (stacks, chart
-scenarios, the committed export) and the secret scan over the repository, the Helm values and the
-rendered objects. Prints one row per control: objects checked, failures; then every violation with
+Runs the Pod Security controls over every pod template, kube-score (policy/kube-score.yaml) and the
+bundle's own rules over every bundle (stacks, chart scenarios, the committed export) and the secret scan
+over the repository, the Helm values and the rendered objects. Prints one row per control: objects checked, failures; then every violation with
 the object it names. Exit 1 when anything fails. `--markdown` prints the rows the README quotes.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.checks.policy import pss, rules, secrets
+from infra.checks.policy import kube_score, pss, rules, secrets
 from infra.core.errors import EXIT_FAILED, EXIT_OK
 from infra.core.paths import REPO_ROOT
 from infra.core.plan import build_for_env
@@ -34,9 +34,9 @@ CHECKOV_EQUIVALENTS = {
     "pss.allowPrivilegeEscalation": "CKV_K8S_20",
     "pss.runAsNonRoot": "CKV_K8S_23",
     "pss.seccompProfile_restricted": "CKV_K8S_31",
-    "rules.probes": "CKV_K8S_8/9",
+    "kube-score.pod-probes": "CKV_K8S_8/9",
     "rules.no-secret-literals": "CKV_K8S_35",
-    "rules.pod-isolated": "CKV2_K8S_6",
+    "kube-score.pod-networkpolicy": "CKV2_K8S_6",
 }
 
 
@@ -72,6 +72,23 @@ def rule_rows(bundles: Mapping[str, list[dict[str, Any]]]) -> list[Row]:
     return rows
 
 
+def kube_score_rows(bundles: Mapping[str, list[dict[str, Any]]]) -> list[Row]:
+    """One row per kube-score check that judged something; the checks policy/kube-score.yaml switches off
+    are named under the table (`markdown`)."""
+    config = kube_score.load_config()
+    described = kube_score.checks()
+    rows: dict[str, Row] = {}
+    for name, objects in bundles.items():
+        report = kube_score.run(objects, config, chart_only=name.startswith("chart:"))
+        for check_id, n in kube_score.checked(report).items():
+            control = kube_score.CONTROL_PREFIX + check_id
+            row = rows.setdefault(control, Row("kube-score", control, described.get(check_id, ("", "", ""))[1]))
+            row.checked += n
+        for v in kube_score.parse(report):
+            rows.setdefault(v.control, Row("kube-score", v.control, "")).failures.append(f"{name}: {v}")
+    return [rows[c] for c in sorted(rows)]
+
+
 def secret_rows(bundles: Mapping[str, list[dict[str, Any]]], envs: list[str]) -> list[Row]:
     files = secrets.repo_files()
     repo = Row(
@@ -104,7 +121,7 @@ def build_rows(
     envs: list[str], with_scenarios: bool, with_exports: bool
 ) -> tuple[dict[str, list[dict[str, Any]]], list[Row]]:
     bundles = targets.bundles(envs, with_scenarios=with_scenarios, with_exports=with_exports)
-    return bundles, pss_rows(bundles) + rule_rows(bundles) + secret_rows(bundles, envs)
+    return bundles, pss_rows(bundles) + kube_score_rows(bundles) + rule_rows(bundles) + secret_rows(bundles, envs)
 
 
 def enforced_by(control: str) -> str:
@@ -116,7 +133,7 @@ def enforced_by(control: str) -> str:
         where += ["admission", "pack!"]
     elif control in MANDATORY_RULES:
         where.append("pack!")
-    elif control.startswith(("rules.", "net.")):
+    elif control.startswith(("rules.", "net.", "kube-score.")):
         where.append("pack")
     if control in CHECKOV_EQUIVALENTS:
         where.append(CHECKOV_EQUIVALENTS[control])
@@ -140,6 +157,12 @@ def markdown(rows: list[Row], bundles: Mapping[str, list[dict[str, Any]]]) -> st
     lines.append(
         f"| **total** | {len(rows)} controls | | | **{sum(r.checked for r in rows)}** | **{sum(len(r.failures) for r in rows)}** |"
     )
+    config = kube_score.load_config()
+    lines += [
+        "",
+        f"kube-score checks off (reasons in `policy/kube-score.yaml`): {', '.join(f'`{c}`' for c in sorted(config.ignore))}; "
+        f"in chart scenarios only: {', '.join(f'`{c}`' for c in sorted(config.ignore_in_chart_scenarios))}.",
+    ]
     return "\n".join(lines)
 
 

@@ -37,6 +37,7 @@ from infra.core.catalog import (
     default_served_model_name,
 )
 from infra.core.names import PROJECT
+from infra.core.sensitive import is_secret_key
 
 AUTOSCALING_METRICS = ("cpu", "queue", "keda")
 WEIGHT_SOURCES = ("download", "pvc")
@@ -57,7 +58,6 @@ _HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _IMAGE_TAG = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _SERVED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,252}$")  # the chart schema's servedModelName pattern
-_SECRET_HINT = re.compile(r"(?i)(token|password|secret|apikey|api_key|credential)")
 
 
 @dataclass(frozen=True)
@@ -253,7 +253,7 @@ class Problem:
         if isinstance(self.value, SecretValue):
             return "<secret>"
         key = re.split(r"[.\[]", self.path)[-1] if self.path else ""
-        if self.value is not None and _SECRET_HINT.search(key) and not key.endswith("SecretName"):
+        if self.value is not None and is_secret_key(key):
             return "<redacted>"
         return repr(self.value)
 
@@ -686,7 +686,7 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
         if sep and project != PROJECT:
             continue  # another namespace's config, e.g. kubernetes:context for the provider
         if key not in TOP_LEVEL_KEYS:
-            if _SECRET_HINT.search(key) and not isinstance(value, SecretValue):
+            if is_secret_key(key) and not isinstance(value, SecretValue):
                 r.problem(
                     key,
                     value,

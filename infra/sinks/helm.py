@@ -11,9 +11,8 @@ from typing import Any
 
 import yaml
 
+from infra.core.paths import TOOLS_DIR
 from infra.core.plan import PlannedRelease
-
-TOOLS_DIR = Path(os.environ.get("BUNDLE_TOOLS_DIR", Path.home() / ".cache" / "jina-embeddings-bundle" / "tools"))
 
 
 class HelmError(RuntimeError):

@@ -113,6 +113,28 @@ def test_unknown_namespaces_in_preview_are_the_stacks_namespace(bundle_copy):
     assert reports == []
 
 
+def test_kube_score_validator_passes_every_stack_and_reports_an_isolated_pod_gone(bundle_copy, bundles):
+    for name in (n for n in bundles if n.startswith("stack:")):
+        reports = Reports()
+        pack.validate_stack_kube_score(SimpleNamespace(resources=[resource(o) for o in bundles[name]]), reports)
+        assert reports == [], (name, reports)
+    objects = [o for o in bundle_copy("stack:dev") if o["kind"] != "NetworkPolicy"]
+    reports = Reports()
+    pack.validate_stack_kube_score(SimpleNamespace(resources=[resource(o) for o in objects]), reports)
+    deployment = find(objects, "Deployment")
+    assert (
+        f"{object_id(deployment)}: [kube-score.pod-networkpolicy] The pod does not have a matching NetworkPolicy",
+        urn(deployment),
+    ) in reports
+
+
+def test_kube_score_validator_says_plainly_when_the_binary_is_missing(monkeypatch, bundles):
+    monkeypatch.setattr(pack.kube_score, "binary", lambda: (_ for _ in ()).throw(pack.kube_score.KubeScoreError("x")))
+    reports = Reports()
+    pack.validate_stack_kube_score(SimpleNamespace(resources=[resource(o) for o in bundles["stack:dev"]]), reports)
+    assert reports == [("generic workload lint not run: x", None)]
+
+
 def test_every_rule_is_enforced_at_exactly_one_level():
     names = {r.name for r in rules.RULES}
     assert pack.MANDATORY_RULES | pack.ADVISORY_RULES == names and not pack.MANDATORY_RULES & pack.ADVISORY_RULES
@@ -168,6 +190,7 @@ def test_the_served_pack_lists_its_policies_and_levels(analyzer):
         "workload-resources": MANDATORY,
         "bundle-mandatory": MANDATORY,
         "bundle-advisory": analyzer_pb2.EnforcementLevel.Value("ADVISORY"),
+        "kube-score": analyzer_pb2.EnforcementLevel.Value("ADVISORY"),
     }
 
 

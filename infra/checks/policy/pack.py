@@ -3,7 +3,9 @@
 Each validator takes the engine's arguments (`args.resource_type` + `args.props` for one resource, or
 `args.resources` for the whole stack) and a `report_violation(message, urn=None)` callback, turns the
 Kubernetes resources back into manifests and runs the same checks as tests/policy (infra.checks.policy.pss,
-infra.checks.policy.rules). No pulumi import: tests/policy calls them with plain objects and a closure.
+infra.checks.policy.rules, and kube-score through infra.checks.policy.kube_score where the pinned binary is
+installed; where it is not, the advisory kube-score policy says so in one report). No pulumi import:
+tests/policy calls them with plain objects and a closure.
 
 During `pulumi preview` some inputs are unknown (a namespace taken from the Namespace resource's
 output): they arrive as the SDK's unknown sentinel and are read as such, never raised on, so a check
@@ -15,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from infra.checks.policy import pss, rules
+from infra.checks.policy import kube_score, pss, rules
 from infra.checks.policy.violations import Violation, object_id
 
 ReportViolation = Callable[..., None]
@@ -31,7 +33,7 @@ MANDATORY_RULES = frozenset(
         "rules.no-secret-literals",
         "rules.pdb-allows-drain",
         "rules.no-replicas-with-autoscaler",
-        "rules.service-selects-pods",
+        "rules.service-sane",
         "net.default-deny",
         "net.ingress-restricted",
         "net.egress-restricted",
@@ -170,3 +172,15 @@ def validate_stack_mandatory(args: Any, report_violation: ReportViolation) -> No
 
 def validate_stack_advisory(args: Any, report_violation: ReportViolation) -> None:
     _validate_rules(ADVISORY_RULES, args, report_violation)
+
+
+def validate_stack_kube_score(args: Any, report_violation: ReportViolation) -> None:
+    """kube-score over the stack's objects, with policy/kube-score.yaml (advisory: `pulumi preview` sees inputs,
+    some still unknown, and the generic lint is a gate of tests/policy and `python -m infra policy`)."""
+    objects, urns = stack_objects(args.resources)
+    try:
+        kube_score.binary()
+    except kube_score.KubeScoreError as e:
+        report_violation(f"generic workload lint not run: {e}")
+        return
+    _report(kube_score.score(objects), report_violation, urns)
