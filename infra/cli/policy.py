@@ -94,7 +94,7 @@ def secret_rows(bundles: Mapping[str, list[dict[str, Any]]], envs: list[str]) ->
     repo = Row(
         "secrets",
         "secrets.repository",
-        "token patterns and plain-text secret-like keys in tracked files",
+        "detect-secrets finds nothing beyond .secrets.baseline; no plain value under a secret-like key",
         checked=len(files),
         failures=[str(f) for f in secrets.scan_repo(files=files)],
     )
@@ -109,7 +109,7 @@ def secret_rows(bundles: Mapping[str, list[dict[str, Any]]], envs: list[str]) ->
     rendered = Row(
         "secrets",
         "secrets.rendered",
-        "rendered and exported objects: no Secret with data, no token",
+        "rendered and exported objects: detect-secrets finds nothing, no Secret with data",
         checked=sum(len(objects) for objects in bundles.values()),
     )
     for name, objects in bundles.items():
