@@ -25,7 +25,7 @@ checkov: venv checkov-venv ## Checkov's Kubernetes checks over every stack, char
 	$(TOOLS_ENV) && tools/bootstrap.sh helm && $(PY) -m infra checkov
 
 policy: venv ## Pod Security, kube-score, the bundle's rules and the secret scan over everything the bundle renders
-	$(TOOLS_ENV) && tools/bootstrap.sh helm kube-score && $(PY) -m infra policy
+	$(TOOLS_ENV) && tools/bootstrap.sh helm kube-score kubernetes etcd && $(PY) -m infra policy
 
 secrets-baseline: venv ## re-scan into .secrets.baseline (keeps audits), then audit what is new: a test wants every entry is_secret false
 	$(VENV)/bin/detect-secrets scan --baseline .secrets.baseline

@@ -23,7 +23,8 @@ from infra.checks.policy import pack  # noqa: E402
 POLICIES = [
     ResourceValidationPolicy(
         name="pod-security-restricted",
-        description="Every pod meets the Pod Security Standards, restricted level (k8s.io/pod-security-admission checks).",
+        description="Every pod meets the Pod Security Standards, restricted level: the pinned kube-apiserver's "
+        "verdict on a dry-run Pod built from the template.",
         validate=pack.validate_pod_security,
         enforcement_level=EnforcementLevel.MANDATORY,
     ),
@@ -45,6 +46,12 @@ POLICIES = [
         name="bundle-advisory",
         description="Replicas spread, autoscaler bounds, probes and budgets, priority class.",
         validate=pack.validate_stack_advisory,
+        enforcement_level=EnforcementLevel.ADVISORY,
+    ),
+    StackValidationPolicy(
+        name="pod-security-unjudged",
+        description="Says when no kube-apiserver is installed to judge Pod Security before the cluster does.",
+        validate=pack.validate_pod_security_judged,
         enforcement_level=EnforcementLevel.ADVISORY,
     ),
     StackValidationPolicy(

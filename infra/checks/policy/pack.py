@@ -2,8 +2,9 @@
 
 Each validator takes the engine's arguments (`args.resource_type` + `args.props` for one resource, or
 `args.resources` for the whole stack) and a `report_violation(message, urn=None)` callback, turns the
-Kubernetes resources back into manifests and runs the same checks as tests/policy (infra.checks.policy.pss,
-infra.checks.policy.rules, and kube-score through infra.checks.policy.kube_score where the pinned binary is
+Kubernetes resources back into manifests and runs the same checks as tests/policy (Pod Security by the
+pinned kube-apiserver's admission through infra.checks.policy.admission, infra.checks.policy.rules, and
+kube-score through infra.checks.policy.kube_score where the pinned binary is
 installed; where it is not, the advisory kube-score policy says so in one report). No pulumi import:
 tests/policy calls them with plain objects and a closure.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from infra.checks.policy import kube_score, pss, rules
+from infra.checks.policy import admission, kube_score, rules
 from infra.checks.policy.violations import Violation, object_id
 
 ReportViolation = Callable[..., None]
@@ -91,16 +92,28 @@ def _report(
 
 
 def validate_pod_security(args: Any, report_violation: ReportViolation) -> None:
-    """Pod Security Standards, restricted level, on every Pod and workload pod template."""
+    """Pod Security Standards, restricted level, on every Pod and workload pod template: the verdict of the
+    pinned kube-apiserver (a local one, dry run). Without it nothing is judged here (`pod-security-unjudged`
+    says so); the namespace's enforce label makes the cluster refuse a violating pod anyway."""
     obj = manifest(args.resource_type, args.props)
-    if obj is not None:
-        _report(pss.check_object(obj, pss.RESTRICTED), report_violation)
+    if obj is not None and admission.pod_template(obj) is not None and admission.available():
+        _report(admission.check_object(obj, admission.RESTRICTED), report_violation)
+
+
+def validate_pod_security_judged(args: Any, report_violation: ReportViolation) -> None:
+    """One advisory report when no kube-apiserver is installed to judge Pod Security before the cluster does."""
+    pods = [r for r in args.resources if (o := manifest(r.resource_type, r.props)) and admission.pod_template(o)]
+    if pods and not admission.available():
+        report_violation(
+            "Pod Security not judged before the cluster: no kube-apiserver here (tools/bootstrap.sh kubernetes "
+            "etcd); the namespace's pod-security.kubernetes.io/enforce=restricted label refuses a violating pod"
+        )
 
 
 def validate_workload_resources(args: Any, report_violation: ReportViolation) -> None:
     """GPU limit = request, ephemeral-storage requested, no secret-like literal env, on every workload."""
     obj = manifest(args.resource_type, args.props)
-    if obj is None or pss.pod_template(obj) is None:
+    if obj is None or admission.pod_template(obj) is None:
         return
     for name in ("rules.gpu-request-equals-limit", "rules.no-secret-literals"):
         _report(rules.check_rule(rules.rule(name), [obj])[1], report_violation)

@@ -41,7 +41,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from infra.checks.policy.pss import pod_template
+from infra.checks.policy.admission import pod_template
 from infra.checks.policy.violations import Violation, object_id
 from infra.core.platform_objects import PRIVATE_RANGES
 from infra.core.sensitive import is_secret_key
