@@ -55,6 +55,12 @@ POLICIES = [
         enforcement_level=EnforcementLevel.ADVISORY,
     ),
     StackValidationPolicy(
+        name="kube-score-mandatory",
+        description="kube-score: no replicas on a Deployment an HPA scales; Services select pods.",
+        validate=pack.validate_stack_kube_score_mandatory,
+        enforcement_level=EnforcementLevel.MANDATORY,
+    ),
+    StackValidationPolicy(
         name="kube-score",
         description="Generic workload lint by the pinned kube-score with policy/kube-score.yaml (PDBs present, "
         "probes, resources, Services and NetworkPolicies select pods, pods isolated, HPA targets).",

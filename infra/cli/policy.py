@@ -135,12 +135,12 @@ def build_rows(
 
 def enforced_by(control: str) -> str:
     """Where a control is enforced besides tests/policy (which runs every row): README legend."""
-    from infra.checks.policy.pack import MANDATORY_RULES
+    from infra.checks.policy.pack import MANDATORY_KUBE_SCORE, MANDATORY_RULES
 
     where = []
     if control.startswith("pss."):
         where += ["admission", "pack!"]
-    elif control in MANDATORY_RULES:
+    elif control in MANDATORY_RULES or control in MANDATORY_KUBE_SCORE:
         where.append("pack!")
     elif control.startswith(("rules.", "net.", "kube-score.")):
         where.append("pack")

@@ -193,6 +193,7 @@ def test_the_served_pack_lists_its_policies_and_levels(analyzer):
         "bundle-mandatory": MANDATORY,
         "bundle-advisory": analyzer_pb2.EnforcementLevel.Value("ADVISORY"),
         "kube-score": analyzer_pb2.EnforcementLevel.Value("ADVISORY"),
+        "kube-score-mandatory": MANDATORY,
         "pod-security-unjudged": analyzer_pb2.EnforcementLevel.Value("ADVISORY"),
     }
 

@@ -42,6 +42,14 @@ MANDATORY_RULES = frozenset(
     }
 )
 ADVISORY_RULES = frozenset(r.name for r in rules.RULES) - MANDATORY_RULES
+# kube-score checks that block `pulumi up`: the ones that replaced mandatory rules (no replicas under an HPA,
+# Services select pods); every other kube-score finding is advisory.
+MANDATORY_KUBE_SCORE = frozenset(
+    {
+        "kube-score.deployment-targeted-by-hpa-does-not-have-replicas-configured",
+        "kube-score.service-targets-pod",
+    }
+)
 
 
 def plain(value: Any) -> Any:
@@ -187,13 +195,24 @@ def validate_stack_advisory(args: Any, report_violation: ReportViolation) -> Non
     _validate_rules(ADVISORY_RULES, args, report_violation)
 
 
-def validate_stack_kube_score(args: Any, report_violation: ReportViolation) -> None:
-    """kube-score over the stack's objects, with policy/kube-score.yaml (advisory: `pulumi preview` sees inputs,
-    some still unknown, and the generic lint is a gate of tests/policy and `python -m infra policy`)."""
+def _kube_score(args: Any, report_violation: ReportViolation, mandatory: bool) -> None:
+    """kube-score over the stack's objects (as applied, see `as_applied`), with policy/kube-score.yaml."""
     objects, urns = stack_objects(args.resources)
     try:
         kube_score.binary()
     except kube_score.KubeScoreError as e:
-        report_violation(f"generic workload lint not run: {e}")
+        if not mandatory:
+            report_violation(f"generic workload lint not run: {e}")
         return
-    _report(kube_score.score(objects), report_violation, urns)
+    found = kube_score.score(objects)
+    _report([v for v in found if (v.control in MANDATORY_KUBE_SCORE) == mandatory], report_violation, urns)
+
+
+def validate_stack_kube_score(args: Any, report_violation: ReportViolation) -> None:
+    """Advisory kube-score findings; where the binary is missing, one report says so."""
+    _kube_score(args, report_violation, mandatory=False)
+
+
+def validate_stack_kube_score_mandatory(args: Any, report_violation: ReportViolation) -> None:
+    """The kube-score checks in MANDATORY_KUBE_SCORE."""
+    _kube_score(args, report_violation, mandatory=True)
