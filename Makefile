@@ -30,7 +30,7 @@ test: venv tools ## every test tier: unit, chart, policy, alerts, e2e (what CI r
 	$(TOOLS_ENV) && $(PY) -m pytest
 
 test-fast: venv ## the tiers that need no cluster (unit, chart, policy, alerts)
-	$(TOOLS_ENV) && tools/bootstrap.sh helm promtool crds && $(PY) -m pytest -m "not e2e"
+	$(TOOLS_ENV) && tools/bootstrap.sh helm promtool kube-score kubernetes etcd crds && $(PY) -m pytest -m "not e2e"
 
 plan: venv ## print a stack's plan: make plan ENV=prod
 	$(if $(ENV),,$(error usage: make plan ENV=<stack>, e.g. make plan ENV=prod))

@@ -2,7 +2,7 @@
 # Checkov gets its own virtualenv: checkov 3.3.30 pins packaging<24, pulumi 3.272.0 needs packaging>=26.
 CHECKOV_VENV := .venv-checkov
 
-.PHONY: checkov-venv checkov-lock checkov policy
+.PHONY: checkov-venv checkov-lock checkov policy secrets-baseline
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.lock
 	rm -rf $(CHECKOV_VENV)
@@ -24,5 +24,9 @@ checkov-lock: ## re-resolve requirements-checkov.lock from requirements-checkov.
 checkov: venv checkov-venv ## Checkov's Kubernetes checks over every stack, chart scenario and manifests/: 0 failures
 	$(TOOLS_ENV) && tools/bootstrap.sh helm && $(PY) -m infra checkov
 
-policy: venv ## Pod Security, reliability, network and secret gates over everything the bundle renders
-	$(TOOLS_ENV) && tools/bootstrap.sh helm && $(PY) -m infra policy
+policy: venv ## Pod Security, kube-score, the bundle's rules and the secret scan over everything the bundle renders
+	$(TOOLS_ENV) && tools/bootstrap.sh helm kube-score kubernetes etcd && $(PY) -m infra policy
+
+secrets-baseline: venv ## re-scan into .secrets.baseline (keeps audits), then audit what is new: a test wants every entry is_secret false
+	$(VENV)/bin/detect-secrets scan --baseline .secrets.baseline
+	$(VENV)/bin/detect-secrets audit .secrets.baseline

@@ -23,7 +23,8 @@ from infra.checks.policy import pack  # noqa: E402
 POLICIES = [
     ResourceValidationPolicy(
         name="pod-security-restricted",
-        description="Every pod meets the Pod Security Standards, restricted level (k8s.io/pod-security-admission checks).",
+        description="Every pod meets the Pod Security Standards, restricted level: the pinned kube-apiserver's "
+        "verdict on a dry-run Pod built from the template.",
         validate=pack.validate_pod_security,
         enforcement_level=EnforcementLevel.MANDATORY,
     ),
@@ -35,7 +36,7 @@ POLICIES = [
     ),
     StackValidationPolicy(
         name="bundle-mandatory",
-        description="PDBs never block a drain; autoscaled Deployments set no replicas; Services select the pods; "
+        description="PDBs never block a drain; KEDA-scaled Deployments set no replicas; Services are ClusterIP; "
         "default-deny network, ingress only from named peers, egress only DNS and the model hub; "
         "the HTTPRoute routes only /v1/embeddings and /v1/models.",
         validate=pack.validate_stack_mandatory,
@@ -43,9 +44,27 @@ POLICIES = [
     ),
     StackValidationPolicy(
         name="bundle-advisory",
-        description="PDB present, replicas spread, autoscaler bounds, probes and budgets, ephemeral storage, "
-        "priority class, NetworkPolicies select pods.",
+        description="Replicas spread, autoscaler bounds, probes and budgets, priority class.",
         validate=pack.validate_stack_advisory,
+        enforcement_level=EnforcementLevel.ADVISORY,
+    ),
+    StackValidationPolicy(
+        name="pod-security-unjudged",
+        description="Says when no kube-apiserver is installed to judge Pod Security before the cluster does.",
+        validate=pack.validate_pod_security_judged,
+        enforcement_level=EnforcementLevel.ADVISORY,
+    ),
+    StackValidationPolicy(
+        name="kube-score-mandatory",
+        description="kube-score: no replicas on a Deployment an HPA scales; Services select pods.",
+        validate=pack.validate_stack_kube_score_mandatory,
+        enforcement_level=EnforcementLevel.MANDATORY,
+    ),
+    StackValidationPolicy(
+        name="kube-score",
+        description="Generic workload lint by the pinned kube-score with policy/kube-score.yaml (PDBs present, "
+        "probes, resources, Services and NetworkPolicies select pods, pods isolated, HPA targets).",
+        validate=pack.validate_stack_kube_score,
         enforcement_level=EnforcementLevel.ADVISORY,
     ),
 ]

@@ -6,7 +6,7 @@
 #   tools/bootstrap.sh --print-dir                  print the cache dir and exit
 #   tools/bootstrap.sh --list                       list the components in build order
 #
-# Components (build order): helm promtool kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes
+# Components (build order): helm promtool kube-score kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes
 # A component is skipped when its cached binary reports the pinned version (its real --version output).
 # --force (or BUNDLE_TOOLS_FORCE=1) rebuilds the named components regardless.
 set -euo pipefail
@@ -18,7 +18,7 @@ TOOLS_SRC_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$TOOLS_SRC_DIR/versions.env"
 
 DIR="${BUNDLE_TOOLS_DIR:-$HOME/.cache/jina-embeddings-bundle/tools}"
-ALL_COMPONENTS=(helm promtool kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes)
+ALL_COMPONENTS=(helm promtool kube-score kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes)
 
 FORCE="${BUNDLE_TOOLS_FORCE:-0}"
 COMPONENTS=()
@@ -159,6 +159,23 @@ promtool_build() {
   rm -rf "$d/x" "$d"/*.deb
 }
 promtool_link() { link promtool "$promtool_prefix/bin/promtool"; }
+
+# ---------------------------------------------------------------------------------------------
+# kube-score (plain go install; version stamped via -X main.version, which `kube-score version` prints)
+ks_prefix="$DIR/kube-score-$KUBE_SCORE_VERSION"
+kube_score_check() {
+  [ -x "$ks_prefix/bin/kube-score" ] || return 1
+  ver_ok "$("$ks_prefix/bin/kube-score" version 2>&1 || true)" "kube-score version: $KUBE_SCORE_VERSION,"
+}
+kube_score_build() {
+  local d out; d=$(wrapper "kube-score-$KUBE_SCORE_VERSION")
+  out=$(stage "$ks_prefix")
+  ( cd "$d" && GOBIN="$out" go install -p 2 -trimpath -ldflags "-s -w \
+      -X main.version=$KUBE_SCORE_VERSION -X main.commit=none -X main.date=1970-01-01T00:00:00Z" \
+      "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION" )
+  promote "$ks_prefix"
+}
+kube_score_link() { link kube-score "$ks_prefix/bin/kube-score"; }
 
 # ---------------------------------------------------------------------------------------------
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (one wrapper, one `go build`)

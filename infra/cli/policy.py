@@ -1,10 +1,10 @@
 """`python -m infra policy`: every gate over everything the bundle renders, as controls x objects.
 
-Runs the Pod Security controls over every pod template, the rules over every bundle (stacks, chart
-scenarios, the committed export) and the secret scan over the repository, the Helm values and the
-rendered objects. Prints one row per control: objects checked, failures; then every violation with
-the object it names. Exit 1 when anything fails. `--markdown` prints the table docs/security.md quotes;
-`--write-docs` rewrites it there.
+Runs the Pod Security controls (the real kube-apiserver's admission) over every pod template, kube-score
+(policy/kube-score.yaml) and the bundle's own rules over every bundle (stacks, chart scenarios, the committed
+export) and the secret scan over the repository, the Helm values and the rendered objects. Prints one row per
+control: objects checked, failures; then every violation with the object it names. Exit 1 when anything
+fails. `--markdown` prints the table docs/security.md quotes; `--write-docs` rewrites it there.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.checks.policy import pss, rules, secrets
+from infra.checks.policy import admission, kube_score, rules, secrets
 from infra.core.errors import EXIT_FAILED, EXIT_OK
 from infra.core.paths import REPO_ROOT
 from infra.core.plan import build_for_env
@@ -32,14 +32,13 @@ CHECKOV_EQUIVALENTS = {
     "pss.privileged": "CKV_K8S_16",
     "pss.hostNamespaces": "CKV_K8S_17/18/19",
     "pss.hostPorts": "CKV_K8S_26",
-    "pss.capabilities_baseline": "CKV_K8S_25/39",
     "pss.capabilities_restricted": "CKV_K8S_28/37",
     "pss.allowPrivilegeEscalation": "CKV_K8S_20",
     "pss.runAsNonRoot": "CKV_K8S_23",
     "pss.seccompProfile_restricted": "CKV_K8S_31",
-    "rules.probes": "CKV_K8S_8/9",
+    "kube-score.pod-probes": "CKV_K8S_8/9",
     "rules.no-secret-literals": "CKV_K8S_35",
-    "rules.pod-isolated": "CKV2_K8S_6",
+    "kube-score.pod-networkpolicy": "CKV2_K8S_6",
 }
 
 
@@ -53,14 +52,24 @@ class Row:
 
 
 def pss_rows(bundles: Mapping[str, list[dict[str, Any]]]) -> list[Row]:
-    pods = [(name, obj) for name, objects in bundles.items() for obj in objects if pss.pod_template(obj) is not None]
-    rows = []
-    for control in pss.CONTROLS:
-        row = Row(f"Pod Security {control.level}", control.name, control.summary, checked=len(pods))
-        for name, obj in pods:
-            row.failures += [f"{name}: {v}" for v in pss.check_object(obj, pss.RESTRICTED) if v.control == control.name]
-        rows.append(row)
-    return rows
+    """Every pod template as a Pod, dry-run into a restricted namespace of the pinned kube-apiserver; without
+    one, a single failing row says that Pod Security was not judged."""
+    pods = [(name, obj) for name, objects in bundles.items() for obj in objects if admission.pod_template(obj)]
+    if not admission.available():
+        return [
+            Row(
+                "Pod Security",
+                "pss.admission",
+                "judged by the pinned kube-apiserver",
+                checked=len(pods),
+                failures=["no kube-apiserver/etcd: run `tools/bootstrap.sh kubernetes etcd` (make policy does)"],
+            )
+        ]
+    rows = {c.name: Row(f"Pod Security {c.level}", c.name, c.summary, checked=len(pods)) for c in admission.controls()}
+    for name, obj in pods:
+        for v in admission.check_object(obj, admission.RESTRICTED):
+            rows[v.control].failures.append(f"{name}: {v}")
+    return list(rows.values())
 
 
 def rule_rows(bundles: Mapping[str, list[dict[str, Any]]]) -> list[Row]:
@@ -75,12 +84,29 @@ def rule_rows(bundles: Mapping[str, list[dict[str, Any]]]) -> list[Row]:
     return rows
 
 
+def kube_score_rows(bundles: Mapping[str, list[dict[str, Any]]]) -> list[Row]:
+    """One row per kube-score check that judged something; the checks policy/kube-score.yaml switches off
+    are named under the table (`markdown`)."""
+    config = kube_score.load_config()
+    described = kube_score.checks()
+    rows: dict[str, Row] = {}
+    for name, objects in bundles.items():
+        report = kube_score.run(objects, config, chart_only=name.startswith("chart:"))
+        for check_id, n in kube_score.checked(report).items():
+            control = kube_score.CONTROL_PREFIX + check_id
+            row = rows.setdefault(control, Row("kube-score", control, described.get(check_id, ("", "", ""))[1]))
+            row.checked += n
+        for v in kube_score.parse(report):
+            rows.setdefault(v.control, Row("kube-score", v.control, "")).failures.append(f"{name}: {v}")
+    return [rows[c] for c in sorted(rows)]
+
+
 def secret_rows(bundles: Mapping[str, list[dict[str, Any]]], envs: list[str]) -> list[Row]:
     files = secrets.repo_files()
     repo = Row(
         "secrets",
         "secrets.repository",
-        "token patterns and plain-text secret-like keys in tracked files",
+        "detect-secrets finds nothing beyond .secrets.baseline; no plain value under a secret-like key",
         checked=len(files),
         failures=[str(f) for f in secrets.scan_repo(files=files)],
     )
@@ -95,7 +121,7 @@ def secret_rows(bundles: Mapping[str, list[dict[str, Any]]], envs: list[str]) ->
     rendered = Row(
         "secrets",
         "secrets.rendered",
-        "rendered and exported objects: no Secret with data, no token",
+        "rendered and exported objects: detect-secrets finds nothing, no Secret with data",
         checked=sum(len(objects) for objects in bundles.values()),
     )
     for name, objects in bundles.items():
@@ -107,19 +133,19 @@ def build_rows(
     envs: list[str], with_scenarios: bool, with_exports: bool
 ) -> tuple[dict[str, list[dict[str, Any]]], list[Row]]:
     bundles = targets.bundles(envs, with_scenarios=with_scenarios, with_exports=with_exports)
-    return bundles, pss_rows(bundles) + rule_rows(bundles) + secret_rows(bundles, envs)
+    return bundles, pss_rows(bundles) + kube_score_rows(bundles) + rule_rows(bundles) + secret_rows(bundles, envs)
 
 
 def enforced_by(control: str) -> str:
     """Where a control is enforced besides tests/policy (which runs every row): docs/security.md legend."""
-    from infra.checks.policy.pack import MANDATORY_RULES
+    from infra.checks.policy.pack import MANDATORY_KUBE_SCORE, MANDATORY_RULES
 
     where = []
     if control.startswith("pss."):
         where += ["admission", "pack!"]
-    elif control in MANDATORY_RULES:
+    elif control in MANDATORY_RULES or control in MANDATORY_KUBE_SCORE:
         where.append("pack!")
-    elif control.startswith(("rules.", "net.")):
+    elif control.startswith(("rules.", "net.", "kube-score.")):
         where.append("pack")
     if control in CHECKOV_EQUIVALENTS:
         where.append(CHECKOV_EQUIVALENTS[control])
@@ -143,6 +169,12 @@ def markdown(rows: list[Row], bundles: Mapping[str, list[dict[str, Any]]]) -> st
     lines.append(
         f"| **total** | {len(rows)} controls | | | **{sum(r.checked for r in rows)}** | **{sum(len(r.failures) for r in rows)}** |"
     )
+    config = kube_score.load_config()
+    lines += [
+        "",
+        f"kube-score checks off (reasons in `policy/kube-score.yaml`): {', '.join(f'`{c}`' for c in sorted(config.ignore))}; "
+        f"in chart scenarios only: {', '.join(f'`{c}`' for c in sorted(config.ignore_in_chart_scenarios))}.",
+    ]
     return "\n".join(lines)
 
 

@@ -31,10 +31,8 @@ only needs to know that a secret was given, never its plaintext.
 from __future__ import annotations
 
 import json
-import math
 import re
 import shlex
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, overload
@@ -58,6 +56,7 @@ from infra.core.catalog import (
     default_served_model_name,
 )
 from infra.core.names import PROJECT
+from infra.core.sensitive import is_secret_key, looks_like_secret, redact_text
 
 AUTOSCALING_METRICS = ("cpu", "queue", "keda")
 WEIGHT_SOURCES = ("download", "pvc")
@@ -78,45 +77,6 @@ _HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _IMAGE_TAG = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _SERVED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,252}$")  # the chart schema's servedModelName pattern
-# Key NAMES that hold secrets: the name ends in one of these words (hfToken, apiKey, dbPassword, clientSecret,
-# private_key). Not any name containing "token": maxNumBatchedTokens is a number and is printed; nor *SecretName.
-_SECRET_KEY_NAME = re.compile(
-    r"(?i)(^|[-_.a-z0-9])(token|password|passwd|passphrase|secret|api[-_]?key|access[-_]?key|private[-_]?key"
-    r"|credentials?|auth)$"
-)
-# Secret-shaped VALUES: known token shapes, and long high-entropy words (docs/security.md).
-_KNOWN_TOKEN = re.compile(
-    r"hf_[A-Za-z0-9]{20,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_\w{20,}|sk-[A-Za-z0-9_-]{20,}|glpat-[\w-]{20,}"
-    r"|xox[abpr]-[\w-]{10,}|A[KS]IA[0-9A-Z]{16}|eyJ[\w-]{10,}\.[\w-]{10,}|-----BEGIN[A-Z ]*PRIVATE KEY"
-)
-_WORD = re.compile(r"[A-Za-z0-9_+/=-]{20,}")
-SECRET_ENTROPY_BITS = 4.2  # per character; the bundle's longest real values (URLs, model names) stay below 4.0
-
-
-def _entropy(word: str) -> float:
-    n = len(word)
-    return -sum(c / n * math.log2(c / n) for c in Counter(word).values())
-
-
-def _high_entropy(word: str) -> bool:
-    classes = sum(bool(re.search(p, word)) for p in ("[a-z]", "[A-Z]", "[0-9]"))
-    return classes >= 2 and not re.fullmatch(r"[0-9a-f]+", word) and _entropy(word) >= SECRET_ENTROPY_BITS
-
-
-def is_secret_key(name: str) -> bool:
-    """A key whose value is a secret by its name (hfToken, apiKey, password, ...); `*SecretName` names a Secret."""
-    return bool(_SECRET_KEY_NAME.search(name)) and not name.endswith("SecretName")
-
-
-def looks_like_secret(text: str) -> bool:
-    """A string holding a known token shape (hf_..., ghp_..., sk-..., AKIA..., a JWT) or a high-entropy word."""
-    return bool(_KNOWN_TOKEN.search(text)) or any(_high_entropy(w) for w in _WORD.findall(text))
-
-
-def redact_text(text: str) -> str:
-    """`text` with every secret-shaped word replaced by <redacted>: the last guard before a message is printed."""
-    text = _KNOWN_TOKEN.sub("<redacted>", text)
-    return _WORD.sub(lambda m: "<redacted>" if _high_entropy(m.group()) else m.group(), text)
 
 
 def path_join(path: str, key: Any) -> str:

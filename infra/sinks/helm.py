@@ -19,10 +19,9 @@ from typing import Any
 import yaml
 
 from infra.core.names import PROJECT
+from infra.core.paths import TOOLS_DIR
 from infra.core.plan import PlannedRelease
 from infra.core.release import ReleaseSpec, chart_defaults, merged_values
-
-TOOLS_DIR = Path(os.environ.get("BUNDLE_TOOLS_DIR", Path.home() / ".cache" / "jina-embeddings-bundle" / "tools"))
 
 
 class HelmError(RuntimeError):

@@ -2,7 +2,8 @@
 live object (pulumi/pkg resource/deploy/step_generator.go, AnalyzeResources), not the program's inputs.
 
 A live Deployment always has spec.replicas (the API server defaults it, the HPA then sets it), so
-`rules.no-replicas-with-autoscaler` may only count replicas that an applier owns (metadata.managedFields).
+kube-score's deployment-targeted-by-hpa-does-not-have-replicas-configured (mandatory in the pack) may only
+count replicas that an applier owns (metadata.managedFields).
 The engine run itself is in tests/e2e/test_engine.py (0 violations on a deployed `local` stack).
 """
 
@@ -50,8 +51,13 @@ def _live(deployment: dict, replicas_owner: str | None) -> dict:
 
 def _mandatory(objects: list[dict]) -> Reports:
     reports = Reports()
-    pack.validate_stack_mandatory(SimpleNamespace(resources=[resource(o) for o in objects]), reports)
+    args = SimpleNamespace(resources=[resource(o) for o in objects])
+    pack.validate_stack_mandatory(args, reports)
+    pack.validate_stack_kube_score_mandatory(args, reports)
     return reports
+
+
+HPA_REPLICAS = "[kube-score.deployment-targeted-by-hpa-does-not-have-replicas-configured]"
 
 
 def autoscaled(objects):
@@ -71,7 +77,7 @@ def test_replicas_an_applier_owns_on_an_autoscaled_deployment_are_blocked(bundle
     target = autoscaled(objects)
     live = _live(target, "program")
     reports = _mandatory([live if o is target else o for o in objects])
-    assert len(reports) == 1 and "[rules.no-replicas-with-autoscaler]" in reports[0][0], reports
+    assert len(reports) == 1 and HPA_REPLICAS in reports[0][0], reports
 
 
 def test_inputs_without_managed_fields_are_judged_as_they_are(bundle_copy):
@@ -79,4 +85,4 @@ def test_inputs_without_managed_fields_are_judged_as_they_are(bundle_copy):
     objects = bundle_copy("stack:local")
     autoscaled(objects)["spec"]["replicas"] = 2
     reports = _mandatory(objects)
-    assert len(reports) == 1 and "[rules.no-replicas-with-autoscaler]" in reports[0][0], reports
+    assert len(reports) == 1 and HPA_REPLICAS in reports[0][0], reports

@@ -24,15 +24,27 @@ def test_repository_holds_no_secret():
     print(f"\n{len(files)} files scanned: 0 findings")
 
 
-def test_every_allowlisted_fingerprint_still_matches_a_fake():
-    """The allowlist holds only fakes that exist; an entry whose fake is gone must be removed."""
-    seen = set()
-    for path in secrets.repo_files():
-        text = path.read_text(encoding="utf-8", errors="ignore")
-        for pattern in secrets.TOKEN_PATTERNS.values():
-            seen |= {secrets.fingerprint(m.group(0)) for m in pattern.finditer(text)}
-        seen |= {secrets.fingerprint(v) for _, v in secrets._ASSIGNMENT.findall(text)}
-    assert set(secrets.ALLOWLIST) <= seen, sorted(set(secrets.ALLOWLIST) - seen)
+def test_the_baseline_is_audited_and_current():
+    """Every entry of .secrets.baseline is audited as no secret, and still found (a stale entry must go)."""
+    baseline = secrets.load_baseline()
+    entries = [(f, s) for f, found in baseline["results"].items() for s in found]
+    assert entries and all(s.get("is_secret") is False for _, s in entries), [
+        f"{f}:{s.get('line_number')} {s['type']}" for f, s in entries if s.get("is_secret") is not False
+    ]
+    assert baseline["version"] == detect_secrets_version()
+    found = {
+        (rel, s.type, s.secret_hash) for rel, s in secrets._detect(REPO_ROOT, sorted({f for f, _ in entries}), baseline)
+    }
+    stale = [(f, s["type"]) for f, s in entries if (f, s["type"], s["hashed_secret"]) not in found]
+    assert not stale, (
+        f"entries no file holds any more (run `detect-secrets scan --baseline .secrets.baseline`): {stale}"
+    )
+
+
+def detect_secrets_version() -> str:
+    from detect_secrets.__version__ import VERSION
+
+    return VERSION
 
 
 def test_every_secret_like_stack_key_is_encrypted():
@@ -60,6 +72,8 @@ def test_helm_values_rendered_objects_and_export_hold_no_secret(stack_plans, bun
 FAKE_HF = "hf_" + "Q7vLm2Zp9Xr4Tb8Nc1Wd6Ke3Yh5Ju0Gs"
 FAKE_KEY_HEADER = "-----BEGIN " + "OPENSSH PRIVATE KEY-----"
 FAKE_API_KEY = "x9" + "Fq2Lw7Rt4Zm8Vb1Nc6Yd3Hk5Gs0Pj"
+FAKE_AWS = "AKIA" + "Q3ZX7LMN4PRT2WUV"
+FAKE_GITHUB = "ghp_" + "k3Jd8Lq2Vx7Nm4Rt9Wz1Bc6Hy5Fg0Ps2Ea8Q"
 
 
 @pytest.fixture(scope="module")
@@ -74,22 +88,36 @@ def repo_copy(tmp_path_factory) -> Path:
     return root
 
 
-def test_the_copy_is_clean_before_planting(repo_copy):
-    assert secrets.scan_repo(repo_copy) == []
+def test_the_copy_is_the_clean_repository_before_planting(repo_copy):
+    """Byte for byte the files test_repository_holds_no_secret scans clean (so a plant is the only finding)."""
+    for path in secrets.repo_files():
+        assert (repo_copy / path.relative_to(REPO_ROOT)).read_bytes() == path.read_bytes(), path
 
 
 PLANTS = [
     (
         "hf token in chart values",
         "charts/jina-embeddings/values.yaml",
-        lambda t: t + f"\n# debug: {FAKE_HF}\n",
-        "Hugging Face token",
+        lambda t: t + f"\ndebugHfToken: {FAKE_HF}\n",
+        "Base64 High Entropy String",
     ),
     (
         "private key in a new file",
         "tools/deploy-key",
         lambda t: f"{FAKE_KEY_HEADER}\nb3BlbnNzaC1rZXktdjEAAAAA\n",
-        "private key",
+        "Private Key",
+    ),
+    (
+        "AWS access key in a script",
+        "tools/cluster.sh",
+        lambda t: t + f"\nexport AWS_ACCESS_KEY_ID={FAKE_AWS}\n",
+        "AWS Access Key",
+    ),
+    (
+        "GitHub token in a doc",
+        "README.md",
+        lambda t: t + f"\n`curl -H 'Authorization: token {FAKE_GITHUB}'`\n",
+        "GitHub Token",
     ),
     (
         "plain-text apiKey in a stack file",
@@ -107,7 +135,7 @@ PLANTS = [
         "random literal in code",
         "infra/core/catalog.py",
         lambda t: t + f'\nHF_API_TOKEN = "{FAKE_API_KEY}"\n',
-        "random-looking literal assigned to HF_API_TOKEN",
+        "Base64 High Entropy String",
     ),
     (
         "Secret with data in the export",
@@ -128,7 +156,7 @@ def test_a_planted_secret_is_caught_and_located(repo_copy, plant):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(edit(original or ""))
     try:
-        findings = secrets.scan_repo(repo_copy)
+        findings = secrets.scan_repo(repo_copy, files=[path])  # the whole copy is scanned clean above
     finally:
         if original is None:
             path.unlink()
@@ -136,7 +164,30 @@ def test_a_planted_secret_is_caught_and_located(repo_copy, plant):
             path.write_text(original)
     assert [f for f in findings if f.where == rel and kind in f.kind], findings
     # The finding names the place and a fingerprint, never the secret itself.
-    assert not any(secret in str(f) for f in findings for secret in (FAKE_HF, FAKE_API_KEY, "hunter2"))
+    secrets_planted = (FAKE_HF, FAKE_API_KEY, FAKE_AWS, FAKE_GITHUB, "hunter2")
+    assert not any(secret in str(f) for f in findings for secret in secrets_planted)
+
+
+@pytest.mark.parametrize(
+    "where, plant, kind",
+    [
+        ("Deployment env", lambda d: _env(d).append({"name": "NOTE", "value": f"token {FAKE_GITHUB}"}), "GitHub Token"),
+        ("annotation", lambda d: d["metadata"].setdefault("annotations", {}).update(key=FAKE_AWS), "AWS Access Key"),
+        ("ConfigMap password", lambda d: d["metadata"].update(labels={"password": "hunter2"}), "password"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_a_secret_planted_in_a_rendered_object_is_caught(bundle_copy, where, plant, kind):
+    objects = bundle_copy("stack:prod")
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    assert secrets.scan_objects(objects, "stack:prod") == []
+    plant(deployment)
+    findings = secrets.scan_objects(objects, "stack:prod")
+    assert [f for f in findings if kind in f.kind], findings
+
+
+def _env(deployment: dict) -> list:
+    return deployment["spec"]["template"]["spec"]["containers"][0].setdefault("env", [])
 
 
 def test_reference_keys_and_non_secret_values_are_not_flagged():

@@ -2,8 +2,11 @@
 
 Each validator takes the engine's arguments (`args.resource_type` + `args.props` for one resource, or
 `args.resources` for the whole stack) and a `report_violation(message, urn=None)` callback, turns the
-Kubernetes resources back into manifests and runs the same checks as tests/policy (infra.checks.policy.pss,
-infra.checks.policy.rules). No pulumi import: tests/policy calls them with plain objects and a closure.
+Kubernetes resources back into manifests and runs the same checks as tests/policy (Pod Security by the
+pinned kube-apiserver's admission through infra.checks.policy.admission, infra.checks.policy.rules, and
+kube-score through infra.checks.policy.kube_score where the pinned binary is
+installed; where it is not, the advisory kube-score policy says so in one report). No pulumi import:
+tests/policy calls them with plain objects and a closure.
 
 During `pulumi preview` some inputs are unknown (a namespace taken from the Namespace resource's
 output): they arrive as the SDK's unknown sentinel and are read as such, never raised on, so a check
@@ -15,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from infra.checks.policy import pss, rules
+from infra.checks.policy import admission, kube_score, rules
 from infra.checks.policy.violations import Violation, object_id
 
 ReportViolation = Callable[..., None]
@@ -31,7 +34,7 @@ MANDATORY_RULES = frozenset(
         "rules.no-secret-literals",
         "rules.pdb-allows-drain",
         "rules.no-replicas-with-autoscaler",
-        "rules.service-selects-pods",
+        "rules.service-sane",
         "net.default-deny",
         "net.ingress-restricted",
         "net.egress-restricted",
@@ -39,6 +42,14 @@ MANDATORY_RULES = frozenset(
     }
 )
 ADVISORY_RULES = frozenset(r.name for r in rules.RULES) - MANDATORY_RULES
+# kube-score checks that block `pulumi up`: the ones that replaced mandatory rules (no replicas under an HPA,
+# Services select pods); every other kube-score finding is advisory.
+MANDATORY_KUBE_SCORE = frozenset(
+    {
+        "kube-score.deployment-targeted-by-hpa-does-not-have-replicas-configured",
+        "kube-score.service-targets-pod",
+    }
+)
 
 
 def plain(value: Any) -> Any:
@@ -90,16 +101,28 @@ def _report(
 
 
 def validate_pod_security(args: Any, report_violation: ReportViolation) -> None:
-    """Pod Security Standards, restricted level, on every Pod and workload pod template."""
+    """Pod Security Standards, restricted level, on every Pod and workload pod template: the verdict of the
+    pinned kube-apiserver (a local one, dry run). Without it nothing is judged here (`pod-security-unjudged`
+    says so); the namespace's enforce label makes the cluster refuse a violating pod anyway."""
     obj = manifest(args.resource_type, args.props)
-    if obj is not None:
-        _report(pss.check_object(obj, pss.RESTRICTED), report_violation)
+    if obj is not None and admission.pod_template(obj) is not None and admission.available():
+        _report(admission.check_object(obj, admission.RESTRICTED), report_violation)
+
+
+def validate_pod_security_judged(args: Any, report_violation: ReportViolation) -> None:
+    """One advisory report when no kube-apiserver is installed to judge Pod Security before the cluster does."""
+    pods = [r for r in args.resources if (o := manifest(r.resource_type, r.props)) and admission.pod_template(o)]
+    if pods and not admission.available():
+        report_violation(
+            "Pod Security not judged before the cluster: no kube-apiserver here (tools/bootstrap.sh kubernetes "
+            "etcd); the namespace's pod-security.kubernetes.io/enforce=restricted label refuses a violating pod"
+        )
 
 
 def validate_workload_resources(args: Any, report_violation: ReportViolation) -> None:
     """GPU limit = request, ephemeral-storage requested, no secret-like literal env, on every workload."""
     obj = manifest(args.resource_type, args.props)
-    if obj is None or pss.pod_template(obj) is None:
+    if obj is None or admission.pod_template(obj) is None:
         return
     for name in ("rules.gpu-request-equals-limit", "rules.no-secret-literals"):
         _report(rules.check_rule(rules.rule(name), [obj])[1], report_violation)
@@ -171,3 +194,26 @@ def validate_stack_mandatory(args: Any, report_violation: ReportViolation) -> No
 
 def validate_stack_advisory(args: Any, report_violation: ReportViolation) -> None:
     _validate_rules(ADVISORY_RULES, args, report_violation)
+
+
+def _kube_score(args: Any, report_violation: ReportViolation, mandatory: bool) -> None:
+    """kube-score over the stack's objects (as applied, see `as_applied`), with policy/kube-score.yaml."""
+    objects, urns = stack_objects(args.resources)
+    try:
+        kube_score.binary()
+    except kube_score.KubeScoreError as e:
+        if not mandatory:
+            report_violation(f"generic workload lint not run: {e}")
+        return
+    found = kube_score.score(objects)
+    _report([v for v in found if (v.control in MANDATORY_KUBE_SCORE) == mandatory], report_violation, urns)
+
+
+def validate_stack_kube_score(args: Any, report_violation: ReportViolation) -> None:
+    """Advisory kube-score findings; where the binary is missing, one report says so."""
+    _kube_score(args, report_violation, mandatory=False)
+
+
+def validate_stack_kube_score_mandatory(args: Any, report_violation: ReportViolation) -> None:
+    """The kube-score checks in MANDATORY_KUBE_SCORE."""
+    _kube_score(args, report_violation, mandatory=True)

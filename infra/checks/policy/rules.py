@@ -1,13 +1,36 @@
-"""Reliability and exposure rules the installed tools lack, over one bundle of manifests (dicts).
+"""The bundle's own rules, over one bundle of manifests (dicts): what no maintained linter checks.
+
+Generic workload lint is kube-score's (infra.checks.policy.kube_score, config policy/kube-score.yaml):
+PDB present (deployment-has-poddisruptionbudget) and with a policy (poddisruptionbudget-has-policy),
+a readiness probe (pod-probes), requests and limits incl. ephemeral-storage
+(container-resources, container-ephemeral-storage-request-and-limit), HPA target and min >= 2
+(horizontalpodautoscaler-has-target, -replicas), no replicas under an HPA, Services and NetworkPolicies
+that select pods (service-targets-pod, networkpolicy-targets-pod), every pod selected for ingress and
+egress (pod-networkpolicy). Those rules were removed from here. What stays is what kube-score lacks:
+
+- GPU request equals limit, and every embedding server has a GPU (kube-score's requests-equal-limits
+  checks CPU and memory only, never extended resources).
+- Probe budgets against sizing (liveness window > readiness window, startup budget <= progress deadline,
+  grace > preStop + --shutdown-timeout), the startup and liveness probes, probe ports and the timeout a
+  busy engine needs: kube-score fails only a missing readiness probe (a missing liveness one passes).
+- PDBs that never block a drain (maxUnavailable >= 1, minAvailable below the replicas, AlwaysAllow for
+  unhealthy pods) and select pods: kube-score only asks for a PDB with either field set.
+- Replicas spread over nodes by topologySpreadConstraints on the hostname, never DoNotSchedule
+  (kube-score's host check accepts podAntiAffinity only; its spread check validates the fields).
+- KEDA ScaledObjects (kube-score does not know the kind): target in the bundle, min >= 2, no replicas on
+  the target; max > min for every autoscaler (kube-score checks min only).
+- PriorityClass set (a Polaris check, not in kube-score); no secret-like env literal (kube-linter's
+  env-var-secret; the key pattern is infra.core.sensitive's).
+- Services: never named vllm, ClusterIP only (kube-score refuses NodePort but passes LoadBalancer),
+  targetPort a container port.
+- Network exposure the bundle promises (README "Security controls"): default deny, ingress only from
+  named peers on served ports, egress only DNS and HTTPS outside PRIVATE_RANGES, HTTPRoute paths.
 
 A bundle is what one install creates: a stack (platform objects + every release the chart renders for
-it) or one chart scenario (a single release, without the platform objects). The rules follow the rule
-lists of kube-score, Polaris and kube-linter (none installable here; reliability-security.md §1, §3)
-and the GPU practices of §4, and the network exposure the bundle promises (README "Security controls").
-
-Each `Rule` picks its subjects out of the bundle and returns, per subject, the problems it finds, so a
-report can say "rule x objects, failures". Rules that need the platform objects (NetworkPolicies,
-namespace) have no subjects in a chart-only bundle.
+it) or one chart scenario (a single release, without the platform objects). Each `Rule` picks its
+subjects out of the bundle and returns, per subject, the problems it finds, so a report can say
+"rule x objects, failures". Rules that need the platform objects (NetworkPolicies, namespace) have no
+subjects in a chart-only bundle.
 """
 
 from __future__ import annotations
@@ -18,9 +41,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from infra.checks.policy.pss import pod_template
+from infra.checks.policy.admission import pod_template
 from infra.checks.policy.violations import Violation, object_id
+from infra.core.platform_objects import PRIVATE_RANGES
 from infra.core.release import probe_window_seconds
+from infra.core.sensitive import is_secret_key
 
 GPU_RESOURCE = re.compile(r"^(nvidia\.com|amd\.com)/")
 SERVER_COMPONENT = "embedding-server"
@@ -29,10 +54,8 @@ SERVER_COMPONENT = "embedding-server"
 ROUTABLE_PATHS = frozenset({"/v1/embeddings", "/v1/models"})
 DNS_PORT = 53
 HTTPS_PORT = 443
-PRIVATE_NETWORKS = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
-# Literal env values under these names would be a secret in the manifest; *_PATH/_FILE/_DIR name files.
-_SECRET_ENV = re.compile(r"(?i)(token|secret|password|passwd|api_?key|credential)")
-_REFERENCE_ENV = re.compile(r"(?i)_(path|file|dir|name)$")
+# The ranges the platform's model-hub egress excepts (infra.core.platform_objects owns them): every one must be.
+PRIVATE_NETWORKS = tuple(ipaddress.IPv4Network(n) for n in PRIVATE_RANGES)
 MIN_PROBE_TIMEOUT_SECONDS = 5
 
 Bundle = Sequence[Mapping[str, Any]]
@@ -153,27 +176,6 @@ def _pct(value: Any) -> float | None:
 # ---------------------------------------------------------------------------------------------
 
 
-def pdb_subjects(objects: Bundle) -> list:
-    return [
-        w
-        for w in workloads(objects)
-        if w.get("kind") in ("Deployment", "StatefulSet") and min_max_replicas(w, objects)[0] >= 2
-    ]
-
-
-def check_pdb_present(w: Mapping[str, Any], objects: Bundle) -> list[str]:
-    pdbs = [
-        p
-        for p in kind_of(objects, "PodDisruptionBudget")
-        if same_namespace(p, w) and selector_matches((p.get("spec") or {}).get("selector"), pod_labels(w))
-    ]
-    return (
-        []
-        if pdbs
-        else [f"runs {min_max_replicas(w, objects)[0]}+ replicas but no PodDisruptionBudget selects its pods"]
-    )
-
-
 def check_pdb_allows_drain(pdb: Mapping[str, Any], objects: Bundle) -> list[str]:
     spec = pdb.get("spec") or {}
     problems = []
@@ -196,9 +198,7 @@ def check_pdb_allows_drain(pdb: Mapping[str, Any], objects: Bundle) -> list[str]
                 problems.append(
                     f"minAvailable {value!r} >= the {low} replica(s) of {name_of(w)}: a node drain would block"
                 )
-    else:
-        problems.append("sets neither maxUnavailable nor minAvailable")
-    return problems
+    return problems  # neither set: kube-score poddisruptionbudget-has-policy
 
 
 def spread_subjects(objects: Bundle) -> list:
@@ -236,8 +236,11 @@ def check_spread(w: Mapping[str, Any], objects: Bundle) -> list[str]:
 
 
 def check_autoscaler(a: Mapping[str, Any], objects: Bundle) -> list[str]:
+    """KEDA ScaledObject: target, min, max. HPA: max > min only (kube-score checks its target and min)."""
     ref = (a.get("spec") or {}).get("scaleTargetRef") or {}
     low, high = replica_range(a)
+    if a.get("kind") == "HorizontalPodAutoscaler":
+        return [f"max replicas {high} <= min replicas {low}: nothing to scale"] if high <= low else []
     problems = []
     targets = [
         w
@@ -254,7 +257,8 @@ def check_autoscaler(a: Mapping[str, Any], objects: Bundle) -> list[str]:
 
 
 def replicas_subjects(objects: Bundle) -> list:
-    return [w for w in workloads(objects) if autoscalers_of(w, objects)]
+    """Workloads a KEDA ScaledObject scales (kube-score checks the ones an HPA scales)."""
+    return [w for w in workloads(objects) if any(a.get("kind") == "ScaledObject" for a in autoscalers_of(w, objects))]
 
 
 def check_no_replicas_with_autoscaler(w: Mapping[str, Any], objects: Bundle) -> list[str]:
@@ -274,16 +278,15 @@ def check_probes(w: Mapping[str, Any], objects: Bundle) -> list[str]:
     problems = []
     ports = container_ports(w)
     for c in _server_containers(w):
+        # a readiness probe: kube-score pod-probes (which rates a missing liveness probe "almost OK", a pass).
+        # Identical handlers are fine: vLLM has one /health; check_budgets orders the windows.
         probes: dict[str, dict] = {p: c.get(f"{p}Probe") or {} for p in ("startup", "readiness", "liveness")}
-        missing = [p for p, probe in probes.items() if not probe]
+        missing = [p for p in ("startup", "liveness") if not probes[p]]
         if missing:
-            problems.append(f"container {c.get('name')}: no {', '.join(missing)} probe")
-            continue
-        if probes["readiness"] == probes["liveness"]:
-            problems.append(
-                f"container {c.get('name')}: readiness and liveness probes are identical; liveness must tolerate longer"
-            )
+            problems.append(f"container {c.get('name')}: no {' or '.join(missing)} probe")
         for name, probe in probes.items():
+            if not probe:
+                continue
             port = (probe.get("httpGet") or probe.get("tcpSocket") or {}).get("port")
             if port is not None and port not in ports:
                 problems.append(f"container {c.get('name')}: {name} probe port {port!r} is not a container port")
@@ -352,18 +355,6 @@ def containers_of(w: Mapping[str, Any]) -> list[dict]:
     return list(spec.get("initContainers") or ()) + list(spec.get("containers") or ())
 
 
-def check_ephemeral_storage(w: Mapping[str, Any], objects: Bundle) -> list[str]:
-    problems = []
-    for c in containers_of(w):
-        resources = c.get("resources") or {}
-        missing = [part for part in ("requests", "limits") if "ephemeral-storage" not in (resources.get(part) or {})]
-        if missing:
-            problems.append(
-                f"container {c.get('name')}: no ephemeral-storage in {' or '.join(missing)}: kubelet evicts it under disk pressure"
-            )
-    return problems
-
-
 def check_priority_class(w: Mapping[str, Any], objects: Bundle) -> list[str]:
     return (
         []
@@ -377,7 +368,7 @@ def check_no_secret_literals(w: Mapping[str, Any], objects: Bundle) -> list[str]
         f"{c.get('name')}:{e.get('name')}"
         for c in containers_of(w)
         for e in c.get("env") or ()
-        if "value" in e and _SECRET_ENV.search(e.get("name", "")) and not _REFERENCE_ENV.search(e.get("name", ""))
+        if "value" in e and is_secret_key(e.get("name", ""))
     ]
     return (
         [f"secret-like env given as a literal value (use secretKeyRef or a mounted file): {', '.join(bad)}"]
@@ -399,9 +390,7 @@ def check_service(svc: Mapping[str, Any], objects: Bundle) -> list[str]:
     if not selector:
         problems.append("has no selector")
         return problems
-    targets = selected_workloads({"matchLabels": selector}, svc, objects)
-    if not targets:
-        problems.append(f"selector {selector} matches no pod of the bundle")
+    targets = selected_workloads({"matchLabels": selector}, svc, objects)  # none: kube-score service-targets-pod
     for port in spec.get("ports") or ():
         target = port.get("targetPort", port.get("port"))
         for w in targets:
@@ -410,28 +399,8 @@ def check_service(svc: Mapping[str, Any], objects: Bundle) -> list[str]:
     return problems
 
 
-def check_network_policy_selects(np: Mapping[str, Any], objects: Bundle) -> list[str]:
-    selector = (np.get("spec") or {}).get("podSelector")
-    return [] if selected_workloads(selector, np, objects) else [f"podSelector {selector} selects no pod of the bundle"]
-
-
-def _policies_for(w: Mapping[str, Any], objects: Bundle, policy_type: str) -> list[Mapping[str, Any]]:
-    return [
-        np
-        for np in kind_of(objects, "NetworkPolicy")
-        if same_namespace(np, w)
-        and policy_type in ((np.get("spec") or {}).get("policyTypes") or ["Ingress"])
-        and selector_matches((np.get("spec") or {}).get("podSelector"), pod_labels(w))
-    ]
-
-
 def has_namespace_objects(objects: Bundle) -> bool:
     return bool(kind_of(objects, "Namespace"))
-
-
-def check_pod_isolated(w: Mapping[str, Any], objects: Bundle) -> list[str]:
-    missing = [t for t in ("Ingress", "Egress") if not _policies_for(w, objects, t)]
-    return [f"no NetworkPolicy isolates its {' and '.join(missing)}"] if missing else []
 
 
 def check_default_deny(ns: Mapping[str, Any], objects: Bundle) -> list[str]:
@@ -609,48 +578,38 @@ class Rule:
 
 RULES: tuple[Rule, ...] = (
     Rule(
-        "rules.pdb-present",
-        "kube-score deployment-has-poddisruptionbudget; Polaris missingPodDisruptionBudget",
-        "a replicated Deployment (min replicas >= 2) is covered by a PodDisruptionBudget",
-        pdb_subjects,
-        check_pdb_present,
-    ),
-    Rule(
         "rules.pdb-allows-drain",
         "kube-linter pdb-max-unavailable, pdb-min-available, pdb-unhealthy-pod-eviction-policy; "
         "Polaris pdbDisruptionsIsZero, pdbMinAvailableGreaterThanOrEqualToHPAMinReplicas",
-        "a PDB always allows one eviction and never waits on unhealthy pods",
+        "a PDB selects pods, always allows one eviction and never waits on unhealthy pods",
         _kinds("PodDisruptionBudget"),
         check_pdb_allows_drain,
     ),
     Rule(
         "rules.spread",
-        "kube-score deployment-has-host-podantiaffinity, pod-topology-spread-constraints; kube-linter no-anti-affinity; "
-        "Polaris topologySpreadConstraint",
-        "replicas spread over nodes, never DoNotSchedule",
+        "Polaris topologySpreadConstraint; kube-linter no-anti-affinity",
+        "replicas spread over nodes (hostname topology spread), never DoNotSchedule",
         spread_subjects,
         check_spread,
     ),
     Rule(
         "rules.autoscaler-sane",
-        "kube-score horizontalpodautoscaler-has-target; kube-linter dangling-horizontalpodautoscaler; "
-        "Polaris hpaMinAvailability, hpaMaxAvailability",
-        "HPA/ScaledObject targets a Deployment of the bundle, min >= 2, max > min",
+        "kube-linter dangling-horizontalpodautoscaler; Polaris hpaMinAvailability, hpaMaxAvailability",
+        "a KEDA ScaledObject targets a Deployment of the bundle with min >= 2; every autoscaler has max > min",
         _kinds("HorizontalPodAutoscaler", "ScaledObject"),
         check_autoscaler,
     ),
     Rule(
         "rules.no-replicas-with-autoscaler",
-        "kube-score deployment-targeted-by-hpa-does-not-have-replicas-configured",
-        "an autoscaled Deployment leaves spec.replicas unset",
+        "kube-score deployment-targeted-by-hpa-does-not-have-replicas-configured, for KEDA",
+        "a Deployment a KEDA ScaledObject scales leaves spec.replicas unset",
         replicas_subjects,
         check_no_replicas_with_autoscaler,
     ),
     Rule(
         "rules.probes",
-        "kube-score pod-probes; kube-linter liveness-port, readiness-port, startup-port; Polaris readinessProbeMissing, "
-        "livenessProbeMissing",
-        "startup, readiness and liveness probes present, distinct, on a container port, timeout >= 5s",
+        "kube-linter liveness-port, readiness-port, startup-port; reliability-security.md §4.3",
+        "startup and liveness probes; every probe on a container port with timeout >= 5s",
         _server_workloads,
         check_probes,
     ),
@@ -663,17 +622,10 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "rules.gpu-request-equals-limit",
-        "kubernetes.io Schedule GPUs; kube-score container-resource-requests-equal-limits",
+        "kubernetes.io Schedule GPUs",
         "GPU limits set, requests equal to limits; every embedding server has one",
         workloads,
         check_gpu_request_equals_limit,
-    ),
-    Rule(
-        "rules.ephemeral-storage",
-        "kube-score container-ephemeral-storage-request-and-limit",
-        "every container requests and limits ephemeral-storage",
-        workloads,
-        check_ephemeral_storage,
     ),
     Rule(
         "rules.priority-class",
@@ -690,25 +642,11 @@ RULES: tuple[Rule, ...] = (
         check_no_secret_literals,
     ),
     Rule(
-        "rules.service-selects-pods",
-        "kube-score service-targets-pod, service-type; kube-linter dangling-service, mismatching-selector",
-        "a ClusterIP Service (never named vllm) selects pods of the bundle on a container port",
+        "rules.service-sane",
+        "kube-linter mismatching-selector; vLLM VLLM_PORT",
+        "a Service is ClusterIP, never named vllm, and targets a container port",
         _kinds("Service"),
         check_service,
-    ),
-    Rule(
-        "rules.networkpolicy-selects-pods",
-        "kube-score networkpolicy-targets-pod; kube-linter dangling-networkpolicy",
-        "every NetworkPolicy selects pods of the bundle",
-        _with_platform(_kinds("NetworkPolicy")),
-        check_network_policy_selects,
-    ),
-    Rule(
-        "rules.pod-isolated",
-        "kube-score pod-networkpolicy; Polaris missingNetworkPolicy; Checkov CKV2_K8S_6",
-        "every pod is selected by NetworkPolicies for ingress and egress",
-        _with_platform(workloads),
-        check_pod_isolated,
     ),
     Rule(
         "net.default-deny",

@@ -1,67 +1,48 @@
-"""Secret scan: token patterns in any text, plain-text secret-like keys in YAML, Secrets with data.
+"""Secret scan: detect-secrets (github.com/Yelp/detect-secrets, pinned in requirements.in) against the committed
+.secrets.baseline, plus the two checks a text scanner cannot do.
 
-Runs over the repository's files (tracked and not ignored), every stack's Helm values, the rendered
-bundles and the committed export (tests/policy/test_secret_scan.py). A finding names the file (or
-bundle), the line and the kind of secret, never the secret itself.
+- `scan_repo`: detect-secrets' plugins (AWS, GitHub, Slack, OpenAI, JWT, private keys, Hugging Face-style
+  keywords, high-entropy strings, ...) and filters, as the baseline's `plugins_used`/`filters_used` set them,
+  over every tracked or unignored file. A finding is new when the baseline does not hold it (same file,
+  type and hashed secret); every baseline entry is audited `is_secret: false` (a test checks it).
+  Update the baseline after auditing a new false positive:
+  `detect-secrets scan --baseline .secrets.baseline && detect-secrets audit .secrets.baseline`.
+- `scan_objects`: the same plugins over rendered objects and Helm values (dumped as YAML). A string the
+  baseline has audited in a tracked file (the export under manifests/ is tracked) is known there too.
+- `scan_document` (what detect-secrets cannot do): any `Secret` carrying data (the bundle references
+  Secrets by name only), and plain-text values under secret-holding keys whatever their shape: short or
+  word-like values (`password: hunter2`), lists and nested mappings, which detect-secrets' keyword
+  plugin misses or does not parse. The key pattern is infra.core.sensitive's (config validation and
+  redaction use the same).
+
+A finding names the file (or bundle), the line and the kind of secret, and detect-secrets' hash of it
+(12 hex), never the secret itself.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import math
+import json
 import re
 import subprocess
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from detect_secrets import SecretsCollection
+from detect_secrets.settings import transient_settings
 
 from infra.core.paths import REPO_ROOT
+from infra.core.sensitive import REFERENCE_KEY, is_secret_key
 
-# Token shapes (the patterns' own text never matches them: brackets are not token characters).
-TOKEN_PATTERNS: dict[str, re.Pattern] = {
-    "Hugging Face token": re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"),
-    "private key": re.compile(r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |PGP |ENCRYPTED )?PRIVATE KEY(?: BLOCK)?-----"),
-    "AWS access key id": re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-    "GitHub token": re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{60,})\b"),
-    "Slack token": re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b"),
-    "OpenAI-style API key": re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{32,}\b"),
-    "Pulumi access token": re.compile(r"\bpul-[0-9a-f]{40}\b"),
-    "JSON web token": re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\b"),
-}
-# Keys that hold a secret value (the name ends in the secret word: `hfToken`, `apiKey`, `password`;
-# `maxNumBatchedTokens` matches too, but its value is a number). Keys naming a reference (a Secret's
-# name, a file path) are not secrets.
-# Plurals count (`registryTokens: [...]`), and so do `secretKey`/`accessKey` (cloud credentials).
-SECRET_KEY = re.compile(
-    r"(?i)(tokens?|passwords?|passwd|secrets?|api[-_]?keys?|credentials?|(private|secret|access)[-_]?keys?)$"
-)
-# (`key` alone is the key inside a Secret, e.g. `key: api-key`; `apiKey` itself is a secret.)
-REFERENCE_KEY = re.compile(r"(?i)(secretname|existingsecret|secretref|secretkeyref|name|path|file|dir)$|^key$")
-# An assignment `SECRET_KEY = "literal"` in code or config: the literal must look random to count.
-_ASSIGNMENT = re.compile(
-    r"""(?i)\b([A-Za-z0-9_.-]*(?:token|password|passwd|secret|api[-_]?key|apikey)[A-Za-z0-9_.-]*)\s*[:=]\s*["']?([A-Za-z0-9+/_=-]{20,})["']?"""
-)
-# libyaml's loader when PyYAML has it (10x faster over the export tree), the pure-Python one otherwise.
+BASELINE = REPO_ROOT / ".secrets.baseline"
+# libyaml's dumper when PyYAML has it, the pure-Python one otherwise.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-# Known non-secrets that look like one, by fingerprint (sha256 of the matched text, 12 hex), each with
-# its reason. A finding prints its fingerprint; a new fake in a test must be listed here to pass, and a
-# real token is never the same text as a listed fake.
-ALLOWLIST: dict[str, str] = {
-    "2aa6cd16b821": "tests/unit/pulumi_program_harness.py: fake hfToken the Pulumi program tests look for in state",
-    "5a0cf3b55bf3": "tests/unit/pulumi_program_harness.py: fake apiKey the Pulumi program tests look for in state",
-    "42a8af5aab59": "tests/unit/pulumi_program_harness.py: pulumi.runtime.rpc._special_sig_key, a public SDK constant",
-    "5e56393271db": "tests/unit/pulumi_program_harness.py: pulumi.runtime.rpc._special_secret_sig, a public SDK constant",
-    "ec206b4dba39": "tests/unit/test_config.py: fake plain-text hfToken that config validation must refuse",
-    "3a419741f532": "tests/unit/test_program.py: fake plain-text hfToken that the Pulumi program must refuse",
-    "7ea9cec9a193": "tests/unit/test_stack_secrets.py: fake plain-text hfToken in a bad stack file",
-    "8c8480d6671c": "tests/unit/test_stack_secrets.py: fake token pasted into a note of a bad stack file",
-    "8521a9eec870": "tests/unit/test_stack_secrets.py: AWS's documented example-style fake key in a bad stack file",
-}
 
 
 @dataclass(frozen=True, order=True)
@@ -69,7 +50,7 @@ class Finding:
     where: str  # file path (repo-relative) or bundle name
     line: int  # 0 when not line-based (a YAML key path is given instead)
     kind: str
-    fingerprint: str = ""  # sha256 of the matched text (12 hex): names it without showing it
+    fingerprint: str = ""  # sha1 of the secret, as detect-secrets hashes it (12 hex): names it without showing it
 
     def __str__(self) -> str:
         place = f"{self.where}:{self.line}" if self.line else self.where
@@ -77,42 +58,96 @@ class Finding:
 
 
 def fingerprint(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-def _keep(findings: list[Finding]) -> list[Finding]:
-    return [f for f in findings if f.fingerprint not in ALLOWLIST]
+# ---------------------------------------------------------------------------------------------
+# detect-secrets
+# ---------------------------------------------------------------------------------------------
 
 
-def entropy(text: str) -> float:
-    """Shannon entropy in bits per character: random tokens score > 3.5, words and names < 3.5."""
-    counts = {c: text.count(c) for c in set(text)}
-    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values()) if text else 0.0
+def load_baseline(path: Path = BASELINE) -> dict[str, Any]:
+    return json.loads(path.read_text())
 
 
-def looks_random(value: str) -> bool:
-    return (
-        len(value) >= 20
-        and entropy(value) > 3.5
-        and bool(re.search(r"[0-9]", value))
-        and bool(re.search(r"[A-Za-z]", value))
-        and not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", value)
-    )
+def _known(baseline: Mapping[str, Any]) -> tuple[set[tuple[str, str, str]], set[tuple[str, str]]]:
+    """(file, type, hash) of every audited entry, and (type, hash) regardless of the file."""
+    entries = [(f, s["type"], s["hashed_secret"]) for f, found in baseline["results"].items() for s in found]
+    return set(entries), {(t, h) for _, t, h in entries}
 
 
-def scan_text(text: str, where: str) -> list[Finding]:
-    """Token patterns anywhere; `secret_key = <random literal>` assignments."""
-    findings = []
-    for number, line in enumerate(text.splitlines(), start=1):
+def _detect(root: Path, relative_paths: Iterable[str], baseline: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """(file, PotentialSecret) of detect-secrets in these files, with the baseline's plugins and filters."""
+    settings = {"plugins_used": baseline["plugins_used"], "filters_used": baseline["filters_used"]}
+    with transient_settings(settings):
+        collection = SecretsCollection(root=str(root))
+        rels = list(relative_paths)
+        if len(rels) > 50:
+            collection.scan_files(*rels)  # one process per core
+        else:
+            for rel in rels:
+                collection.scan_file(rel)
+    return list(collection)
+
+
+def repo_files(root: Path = REPO_ROOT) -> list[Path]:
+    """Tracked files plus untracked ones git does not ignore (the baseline itself excepted)."""
+    out = subprocess.run(
+        ["git", "-C", str(root), "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    return sorted(root / p for p in set(out.split("\0")) if p and p != BASELINE.name and (root / p).is_file())
+
+
+def scan_repo(root: Path = REPO_ROOT, files: Iterable[Path] | None = None) -> list[Finding]:
+    """detect-secrets over the files, less the baseline; the structural checks over the YAML ones."""
+    paths = list(repo_files(root) if files is None else files)
+    baseline_path = root / BASELINE.name if (root / BASELINE.name).exists() else BASELINE
+    # detect-secrets reads ~50 KB/s a core: one scan per content (a test session asks several times)
+    state = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in [baseline_path, *paths])
+    return list(_scan_repo(root, tuple(paths), baseline_path, state))
+
+
+@functools.lru_cache(maxsize=8)
+def _scan_repo(root: Path, paths: tuple[Path, ...], baseline_path: Path, state: tuple) -> tuple[Finding, ...]:
+    baseline = load_baseline(baseline_path)
+    known, _ = _known(baseline)
+    rels = [p.relative_to(root).as_posix() for p in paths]
+    findings = [
+        Finding(rel, s.line_number or 0, s.type, s.secret_hash[:12])
+        for rel, s in _detect(root, rels, baseline)
+        if (rel, s.type, s.secret_hash) not in known
+    ]
+    for path, rel in zip(paths, rels, strict=True):
+        if path.suffix in (".yaml", ".yml"):
+            findings += scan_yaml(path.read_text(encoding="utf-8", errors="ignore"), rel)
+    return tuple(sorted(set(findings)))
+
+
+def scan_objects(objects: Iterable[Mapping[str, Any]], where: str) -> list[Finding]:
+    """Rendered manifests (and Helm values): detect-secrets over their YAML, and the structural checks.
+
+    A string the baseline audited in any tracked file is known here too (the rendered values carry the same
+    model revision, the same Secret names as the committed export)."""
+    objects = list(objects)
+    baseline = load_baseline()
+    _, known_anywhere = _known(baseline)
+    findings = [f for obj in objects for f in scan_document(obj, where)]
+    with tempfile.TemporaryDirectory(prefix="secret-scan-") as tmp:
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", where) + ".yaml"
+        (Path(tmp) / name).write_text(yaml.dump_all(objects, Dumper=_YAML_DUMPER, sort_keys=True))
         findings += [
-            Finding(where, number, kind, fingerprint(m.group(0)))
-            for kind, pattern in TOKEN_PATTERNS.items()
-            for m in pattern.finditer(line)
+            Finding(where, s.line_number or 0, s.type, s.secret_hash[:12])
+            for _, s in _detect(Path(tmp), [name], baseline)
+            if (s.type, s.secret_hash) not in known_anywhere
         ]
-        for key, value in _ASSIGNMENT.findall(line):
-            if not REFERENCE_KEY.search(key) and looks_random(value):
-                findings.append(Finding(where, number, f"random-looking literal assigned to {key}", fingerprint(value)))
-    return _keep(findings)
+    return sorted(set(findings))
+
+
+# ---------------------------------------------------------------------------------------------
+# What detect-secrets cannot do: Secrets with data, any plain value under a secret-holding key
+# ---------------------------------------------------------------------------------------------
 
 
 def _walk(node: Any, path: str = "") -> Iterator[tuple[str, str, Any]]:
@@ -138,8 +173,7 @@ def scan_document(document: Any, where: str) -> list[Finding]:
             Finding(where, 0, f"Secret/{name} carries data (reference Secrets by name only)", fingerprint(str(name)))
         )
     for path, key, value in _walk(document):
-        bare_key = key.rpartition(":")[2]  # Pulumi stack keys: `project:key`
-        if not SECRET_KEY.search(bare_key) or REFERENCE_KEY.search(bare_key):
+        if not is_secret_key(key):
             continue
         # The value itself, or any string nested in it (`apiKey: {value: ...}`, `registryTokens: [...]`),
         # except under reference keys (`hfToken: {existingSecret: name, key: token}`) and Pulumi ciphertext.
@@ -148,7 +182,7 @@ def scan_document(document: Any, where: str) -> list[Finding]:
             Finding(where, 0, f"plain-text value under secret-like key {full_key}{sub}", fingerprint(text))
             for sub, text in _plain_strings(value)
         ]
-    return sorted(set(_keep(findings)))  # a secret key nested in another is found from both
+    return sorted(set(findings))  # a secret key nested in another is found from both
 
 
 def _plain_strings(value: Any, sub: str = "") -> Iterator[tuple[str, str]]:
@@ -173,38 +207,5 @@ def scan_yaml(text: str, where: str) -> list[Finding]:
     try:
         documents = [d for d in yaml.load_all(text, Loader=_YAML_LOADER) if d is not None]
     except yaml.YAMLError:
-        return []  # not YAML (a Helm template): the text scan still covers it
+        return []  # not YAML (a Helm template): detect-secrets still covers it
     return [f for d in documents for f in scan_document(d, where)]
-
-
-def repo_files(root: Path = REPO_ROOT) -> list[Path]:
-    """Tracked files plus untracked ones git does not ignore."""
-    out = subprocess.run(
-        ["git", "-C", str(root), "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    return sorted(root / p for p in set(out.split("\0")) if p and (root / p).is_file())
-
-
-def scan_file(path: Path, root: Path = REPO_ROOT) -> list[Finding]:
-    """Every file, whatever its type: a token inside a binary is still a leak (undecodable bytes are dropped)."""
-    rel = path.relative_to(root).as_posix()
-    text = path.read_bytes().decode("utf-8", errors="ignore")
-    findings = scan_text(text, rel)
-    if path.suffix in (".yaml", ".yml"):
-        findings += scan_yaml(text, rel)
-    return findings
-
-
-def scan_repo(root: Path = REPO_ROOT, files: Iterable[Path] | None = None) -> list[Finding]:
-    return sorted(f for p in (repo_files(root) if files is None else files) for f in scan_file(p, root))
-
-
-def scan_objects(objects: Iterable[Mapping[str, Any]], where: str) -> list[Finding]:
-    """Rendered manifests (and Helm values): both the structural and the text scan."""
-    findings = []
-    for obj in objects:
-        findings += scan_document(obj, where)
-        findings += scan_text(yaml.dump(obj, Dumper=_YAML_DUMPER, sort_keys=True), where)
-    return sorted(set(findings))
