@@ -82,3 +82,13 @@ def with_namespace(obj: dict[str, Any], namespace: str) -> dict[str, Any]:
     if obj["kind"] in CLUSTER_SCOPED_KINDS or obj.get("metadata", {}).get("namespace"):
         return obj
     return {**obj, "metadata": {**obj["metadata"], "namespace": namespace}}
+
+
+# Where the weights volume is mounted (HF_HOME is under it) in the weights Job and the servers.
+WEIGHTS_MOUNT = "/models"
+
+
+def weights_ready_marker(repository: str, revision: str) -> str:
+    """The file the weights Job writes once `repository@revision` is completely on the volume; a server of that
+    model waits for it before it starts (the chart's wait-for-weights init container)."""
+    return f"{WEIGHTS_MOUNT}/ready/{repository.replace('/', '--')}@{revision}"

@@ -8,6 +8,7 @@ GitOps export only references them by name.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -23,6 +24,7 @@ from infra.core.names import (
     WEIGHTS_CLAIM,
     WEIGHTS_JOB_SELECTOR,
     common_labels,
+    weights_ready_marker,
 )
 
 # Address ranges the model-hub egress rule excludes: pods may reach the internet's HTTPS, not the
@@ -176,6 +178,21 @@ def network_policies(cfg: StackConfig) -> list[dict[str, Any]]:
     return policies
 
 
+# What the weights Job downloads of each served repository (huggingface_hub `allow_patterns`): config,
+# tokenizer and safetensors files (the base repo also holds ONNX and GGUF exports, left out), and the
+# repository's own Python code. `config.json`'s `auto_map` names `configuration_jina_embeddings_v5.py`
+# (and `modeling_jina_embeddings_v5.py`); with `--trust-remote-code` and HF_HUB_OFFLINE=1 transformers
+# loads the config class from that file in the cache, and start-up fails when it is missing ("does not
+# appear to have a file named configuration_jina_embeddings_v5.py"). Base mode needs adapters/<task>/*,
+# which the json and safetensors patterns include.
+WEIGHTS_FILE_PATTERNS = ("*.json", "*.safetensors", "*.txt", "*.jinja", "*.model", "*.py")
+
+# Argo CD applies lower sync waves first and waits for them to be healthy (a Job: complete) before the next
+# (argo-cd docs, "Sync Phases and Waves"): the platform objects, then the weights Job, then the releases (0).
+ARGO_SYNC_WAVE = "argocd.argoproj.io/sync-wave"
+PLATFORM_WAVE, WEIGHTS_WAVE = "-2", "-1"
+
+
 # Checkov suppressions of the weights Job, each with its reason (README "Security controls"); reasons
 # never contain "=", which Checkov splits on. The chart's Deployments carry the same (templates/_helpers.tpl).
 WEIGHTS_JOB_CHECKOV_SKIPS = {
@@ -208,15 +225,18 @@ def weights_volume(cfg: StackConfig) -> list[dict[str, Any]]:
             for m in (served_model(VARIANTS[v.name], v.serving_mode, v.revision) for v in cfg.variants.values())
         }
     )
-    # Config, tokenizer and safetensors files only (the base repo also holds ONNX and GGUF exports);
-    # base mode needs adapters/<task>/*, which these patterns include.
+    # The files WEIGHTS_FILE_PATTERNS names, of every served repository at its pinned revision; then the
+    # repository's ready marker, which its servers wait for (so they never start on a half-filled volume).
     script = (
-        "import json, sys\n"
+        "import json, pathlib, sys\n"
         "from huggingface_hub import snapshot_download\n"
-        "for repo, revision in json.loads(sys.argv[1]):\n"
-        "    path = snapshot_download(repo_id=repo, revision=revision, allow_patterns=['*.json', '*.safetensors', '*.txt', '*.jinja', '*.model'])\n"
-        "    print(f'{repo}@{revision} -> {path}', flush=True)\n"
+        "for repo, revision, marker in json.loads(sys.argv[1]):\n"
+        f"    path = snapshot_download(repo_id=repo, revision=revision, allow_patterns={list(WEIGHTS_FILE_PATTERNS)!r})\n"
+        "    pathlib.Path(marker).parent.mkdir(parents=True, exist_ok=True)\n"
+        "    pathlib.Path(marker).touch()\n"
+        "    print(f'{repo}@{revision} -> {path}; ready: {marker}', flush=True)\n"
     )
+    downloads = [[repo, revision, weights_ready_marker(repo, revision)] for repo, revision in repos]
     # Any vLLM image has huggingface_hub; take the first pool's, with its pinned tag, so the node that
     # runs the Job likely has it cached already and no other image is pulled.
     first_pool = next(iter(cfg.pools.values()))
@@ -237,12 +257,15 @@ def weights_volume(cfg: StackConfig) -> list[dict[str, Any]]:
         volumes.append(
             {"name": "hf-token", "secret": {"secretName": cfg.secrets.hf_token_secret_name, "defaultMode": 0o440}}
         )
+    # A Job's pod template is immutable: a new revision (or image, or file list) is a new Job, named after what
+    # it downloads, which Argo CD and Flux create while they prune the old one and Pulumi replaces.
+    digest = hashlib.sha256(json.dumps([downloads, image, WEIGHTS_FILE_PATTERNS]).encode()).hexdigest()[:10]
     job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            **_meta(cfg, f"{WEIGHTS_CLAIM}-populate", "model-weights"),
-            "annotations": WEIGHTS_JOB_CHECKOV_SKIPS,
+            **_meta(cfg, f"{WEIGHTS_CLAIM}-populate-{digest}", "model-weights"),
+            "annotations": {**WEIGHTS_JOB_CHECKOV_SKIPS, ARGO_SYNC_WAVE: WEIGHTS_WAVE},
         },
         "spec": {
             "backoffLimit": 4,
@@ -268,7 +291,7 @@ def weights_volume(cfg: StackConfig) -> list[dict[str, Any]]:
                             "name": "download",
                             "image": image,
                             "imagePullPolicy": "IfNotPresent",
-                            "command": ["python3", "-c", script, json.dumps([list(r) for r in repos])],
+                            "command": ["python3", "-c", script, json.dumps(downloads)],
                             "env": env,
                             "resources": {
                                 "requests": {"cpu": "1", "memory": "2Gi", "ephemeral-storage": "1Gi"},
@@ -305,4 +328,8 @@ def platform_objects(cfg: StackConfig) -> list[dict[str, Any]]:
     pc = priority_class(cfg)
     if pc is not None:
         objects.append(pc)
-    return objects + network_policies(cfg) + weights_volume(cfg) + grafana_dashboard(cfg)
+    objects += network_policies(cfg) + weights_volume(cfg) + grafana_dashboard(cfg)
+    for obj in objects:  # every platform object before the weights Job, in Argo CD's sync order
+        annotations = obj["metadata"].setdefault("annotations", {})
+        annotations.setdefault(ARGO_SYNC_WAVE, PLATFORM_WAVE)
+    return objects

@@ -24,7 +24,14 @@ import yaml
 from infra.core.accelerators import MIB, VENDORS, Toleration
 from infra.core.catalog import MATRYOSHKA_DIMENSIONS, VARIANTS, served_model
 from infra.core.config import SecretsConfig, StackConfig, VariantConfig
-from infra.core.names import KEDA_HPA_PREFIX, SERVICE_ACCOUNT, SERVICE_PORT, WEIGHTS_CLAIM, release_name
+from infra.core.names import (
+    KEDA_HPA_PREFIX,
+    SERVICE_ACCOUNT,
+    SERVICE_PORT,
+    WEIGHTS_CLAIM,
+    release_name,
+    weights_ready_marker,
+)
 from infra.core.paths import CHART_PATH
 from infra.core.sizing import Sizing, SizingConstants, size, sizing_request
 from infra.core.thresholds import thresholds_for
@@ -120,6 +127,7 @@ class WeightsSpec:
     offline: bool
     cache_size_limit: str
     existing_claim: str  # "" unless source is pvc
+    ready_marker: str  # with source pvc: the file the weights Job writes when this model is complete; "" otherwise
 
 
 @dataclass(frozen=True)
@@ -266,6 +274,7 @@ def release_spec(cfg: StackConfig, variant: VariantConfig, constants: SizingCons
             offline=cfg.weights.offline,
             cache_size_limit=quantity_mib(max(sizing.model_cache_bytes, MIN_MODEL_CACHE_BYTES)),
             existing_claim=WEIGHTS_CLAIM if cfg.weights.source == "pvc" else "",
+            ready_marker=weights_ready_marker(model.repository, model.revision) if cfg.weights.source == "pvc" else "",
         ),
         startup_period_seconds=sizing.startup_period_seconds,
         startup_failure_threshold=sizing.startup_failure_threshold,

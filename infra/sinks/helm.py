@@ -109,6 +109,7 @@ def helm_values(spec: ReleaseSpec) -> dict[str, Any]:
             "offline": spec.weights.offline,
             "cacheSizeLimit": spec.weights.cache_size_limit,
             "existingClaim": spec.weights.existing_claim,
+            "readyMarker": spec.weights.ready_marker,
             "hfToken": {"existingSecret": spec.hf_token.name, "key": spec.hf_token.data_key},
         },
         "probes": {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
@@ -343,3 +344,34 @@ def test_a_slice_too_small_for_the_model_is_refused_when_planned():
     named = [p for p in err.value.problems if p.path == "variants.retrieval.pool"]
     assert named and "cannot hold the model" in named[0].message
     assert f"{PROJECT}:variants.retrieval.pool" in str(err.value) and "fix: pulumi config set" in str(err.value)
+
+
+def test_the_weights_job_is_named_after_what_it_downloads_and_ordered_before_the_servers():
+    """A Job's template is immutable: a new revision must be a new Job (Argo CD, Flux and Pulumi then replace it
+    instead of failing with "field is immutable"); Argo CD's waves run the platform, then the Job, then the
+    releases; the servers wait for the Job's ready marker of their own model."""
+    from infra.core.platform_objects import ARGO_SYNC_WAVE, PLATFORM_WAVE, WEIGHTS_WAVE, platform_objects
+    from infra.sinks.helm import helm_values
+
+    raw = read_stack_file("prod")
+
+    def job_of(objects):
+        [job] = [o for o in objects if o["kind"] == "Job"]
+        return job
+
+    plan = build(load(raw, "prod"), measured_constants())
+    job = job_of(plan.platform)
+    assert job["metadata"]["annotations"][ARGO_SYNC_WAVE] == WEIGHTS_WAVE
+    assert {o["metadata"]["annotations"][ARGO_SYNC_WAVE] for o in plan.platform if o["kind"] != "Job"} == {
+        PLATFORM_WAVE
+    }
+    downloads = json.loads(job["spec"]["template"]["spec"]["containers"][0]["command"][-1])
+    markers = {marker for _, _, marker in downloads}
+    assert markers == {helm_values(r.spec)["weights"]["readyMarker"] for r in plan.releases}
+    assert job_of(platform_objects(load(raw, "prod"))) == job  # deterministic
+
+    pinned = copy.deepcopy(raw)
+    pinned[f"{PROJECT}:variants"]["retrieval"]["revision"] = "0" * 40
+    other = job_of(build(load(pinned, "prod"), measured_constants()).platform)
+    assert other["metadata"]["name"] != job["metadata"]["name"]
+    assert other["metadata"]["name"].startswith("jina-embeddings-weights-populate-")

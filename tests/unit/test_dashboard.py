@@ -81,7 +81,7 @@ def test_monitoring_objects_carry_the_labels_a_prometheus_and_grafana_select():
     assert values["serviceMonitor"]["labels"] == values["prometheusRule"]["labels"] == {"release": "prom"}
     [cm] = dashboards(plan)
     assert cm["metadata"]["labels"]["dashboards"] == "on" and "grafana_dashboard" not in cm["metadata"]["labels"]
-    assert cm["metadata"]["annotations"] == {"grafana_folder": "Embeddings"}
+    assert cm["metadata"]["annotations"]["grafana_folder"] == "Embeddings"
     default = build(
         load({**raw, "jina-embeddings:monitoring": {"serviceMonitor": True, "grafanaDashboard": True}}, "t"),
         measured_constants(),

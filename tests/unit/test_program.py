@@ -354,7 +354,8 @@ def test_secret_names_can_be_chosen():
 
 def test_weights_job_mounts_the_created_hf_token_secret():
     run = run_program("prod", _with_secrets("prod"))
-    job = run.named("platform-job-jina-embeddings-weights-populate").inputs
+    [job_args] = [r for r in run.registered if r.name.startswith("platform-job-jina-embeddings-weights-populate-")]
+    job = job_args.inputs
     volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
     assert volumes["hf-token"]["secret"]["secretName"] == "jina-embeddings-hf-token"
     assert "jina-embeddings-hf-token" in {s.inputs["metadata"]["name"] for s in run.of_type(SECRET)}
