@@ -33,6 +33,7 @@ import yaml
 from infra.core.names import PROJECT, object_filename, with_namespace
 from infra.core.paths import REPO_ROOT
 from infra.core.plan import Plan, build_for_env
+from infra.core.prerequisites import prerequisites
 from infra.core.release import secret_refs
 from infra.core.stackfile import stack_file
 from infra.sinks.helm import helm_values, render_release
@@ -163,14 +164,7 @@ def required_secrets(plan: Plan) -> list[tuple[str, str, str]]:
     return [(ref.name, ref.data_key, ref.purpose) for ref in secret_refs(plan.config.secrets) if ref.name]
 
 
-_OPERATOR_OF_GROUP = {
-    "monitoring.coreos.com": "Prometheus Operator (ServiceMonitor, PrometheusRule CRDs)",
-    "keda.sh": "KEDA (ScaledObject CRD)",
-    "gateway.networking.k8s.io": "Gateway API (HTTPRoute CRD) and a Gateway controller",
-}
-
-
-def env_readme(plan: Plan, object_paths: Iterable[str], crd_groups: set[str]) -> str:
+def env_readme(plan: Plan, object_paths: Iterable[str]) -> str:
     secrets = required_secrets(plan)
     lines = [
         f"<!-- {generated_header(plan.env).strip()[2:]} -->",
@@ -192,7 +186,7 @@ def env_readme(plan: Plan, object_paths: Iterable[str], crd_groups: set[str]) ->
         ]
     else:
         lines += ["- No Secret is referenced."]
-    lines += [f"- {_OPERATOR_OF_GROUP.get(g, g)} installed in the cluster." for g in sorted(crd_groups)]
+    lines += [f"- {need.component}: {need.why}." for need in prerequisites(plan.config)]
     lines += [
         "- In `gitops/*.yaml`: set the repository URL and the pinned commit (placeholders).",
         "",
@@ -211,7 +205,6 @@ def render_stack(plan: Plan, chart_objects: Mapping[str, list[dict[str, Any]]]) 
     env, ns = plan.env, plan.namespace
     files: dict[str, str] = {}
     object_paths: list[str] = []
-    crd_groups: set[str] = set()
 
     def add_object(directory: str, obj: dict[str, Any], source: str) -> None:
         obj = with_namespace(obj, ns)
@@ -221,9 +214,6 @@ def render_stack(plan: Plan, chart_objects: Mapping[str, list[dict[str, Any]]]) 
             raise ExportError(
                 f"manifests/{env}/{path}: two objects would share this file ({obj['kind']}/{obj['metadata']['name']})"
             )
-        group = obj["apiVersion"].rpartition("/")[0]
-        if group in _OPERATOR_OF_GROUP:
-            crd_groups.add(group)
         files[path] = generated_header(env, f"Source: {source}") + to_yaml(obj)
         object_paths.append(path)
 
@@ -250,7 +240,7 @@ def render_stack(plan: Plan, chart_objects: Mapping[str, list[dict[str, Any]]]) 
     ) + to_yaml(kustomization)
     for path, obj in gitops_objects(plan).items():
         files[path] = generated_header(env, *_GITOPS_NOTES) + to_yaml(obj)
-    files["README.md"] = env_readme(plan, resources, crd_groups)
+    files["README.md"] = env_readme(plan, resources)
     return dict(sorted(files.items()))
 
 

@@ -280,3 +280,23 @@ def test_gitops_objects_point_at_the_stack_directory_at_a_pinned_placeholder_rev
     assert int(flux["spec"]["timeout"].removesuffix("m")) * 60 >= slowest
     # The path each points at is the kustomization the tests build.
     assert (REPO_ROOT / app["spec"]["source"]["path"] / "kustomization.yaml").is_file()
+
+
+@pytest.mark.parametrize("env", STACKS)
+def test_the_export_readme_lists_the_prerequisites_the_plan_implies(env, stack_plans):
+    """Generated from the plan, never by hand: each pool's GPU operator, the autoscaler's metrics source, the
+    monitoring selectors, the Gateway, the storage class."""
+    from infra.core.prerequisites import prerequisites
+
+    readme = (MANIFESTS / env / "README.md").read_text()
+    cfg = stack_plans[env].config
+    needs = prerequisites(cfg)
+    for need in needs:
+        assert f"- {need.component}: {need.why}." in readme, need
+    components = " ".join(n.component for n in needs)
+    assert ("NVIDIA GPU Operator" in components) == any(p.vendor == "nvidia" for p in cfg.pools.values())
+    assert ("AMD GPU Operator" in components) == any(p.vendor == "amd" for p in cfg.pools.values())
+    assert ("KEDA" in components) == (cfg.autoscaling.metric == "keda")
+    assert ("Gateway API" in components) == cfg.gateway.enabled
+    if any(p.slice_kind == "amd-cpx" for p in cfg.pools.values()):
+        assert "compute-memory-partition" in readme
