@@ -112,7 +112,7 @@ Checkov suppressions (`checkov.io/skipN: <check>=<reason>`), each rendered only 
 deviate from the check, with the reason. Reasons never contain "=": Checkov splits on it.
 README "Security controls" lists them.
 */}}
-{{- define "jina-embeddings.checkovSkips" -}}
+{{- define "jina-embeddings.linterSkips" -}}
 {{- $skips := list }}
 {{- if ne .Values.image.pullPolicy "Always" }}
 {{- $skips = append $skips "CKV_K8S_15=the tag is a pinned vLLM release; IfNotPresent spares a registry round trip (and Docker Hub rate limits) on every start of a 10+ GB GPU image" }}
@@ -131,5 +131,9 @@ README "Security controls" lists them.
 {{- end }}
 {{- range $i, $skip := $skips }}
 checkov.io/skip{{ add1 $i }}: {{ $skip | quote }}
+{{- end }}
+{{- if not .Values.securityContext.readOnlyRootFilesystem }}
+{{- /* kube-score's per-object ignore annotation; the reason is the CKV_K8S_22 skip's above. */}}
+kube-score/ignore: container-security-context-readonlyrootfilesystem
 {{- end }}
 {{- end }}
