@@ -136,6 +136,17 @@ def network_policies(cfg: StackConfig) -> list[dict[str, Any]]:
     return policies
 
 
+# What the weights Job downloads of each served repository (huggingface_hub `allow_patterns`): config,
+# tokenizer and safetensors files (the base repo also holds ONNX and GGUF exports, left out), and the
+# repository's own Python code. `config.json`'s `auto_map` names `configuration_jina_embeddings_v5.py`
+# (and `modeling_jina_embeddings_v5.py`); with `--trust-remote-code` and HF_HUB_OFFLINE=1 transformers
+# loads the config class from that file in the cache, and start-up fails when it is missing ("does not
+# appear to have a file named configuration_jina_embeddings_v5.py"). Base mode needs adapters/<task>/*,
+# which the json and safetensors patterns include. The `vllm` test tier fills its fixture cache through
+# this same list (tests/vllm/checkpoint.py).
+WEIGHTS_FILE_PATTERNS = ("*.json", "*.safetensors", "*.txt", "*.jinja", "*.model", "*.py")
+
+
 # Checkov suppressions of the weights Job, each with its reason (README "Security controls"); reasons
 # never contain "=", which Checkov splits on. The chart's Deployments carry the same (templates/_helpers.tpl).
 WEIGHTS_JOB_CHECKOV_SKIPS = {
@@ -156,13 +167,12 @@ def weights_volume(cfg: StackConfig) -> list[dict[str, Any]]:
 
     repos = sorted({(m.repository, m.revision) for m in
                     (served_model(VARIANTS[v.name], v.serving_mode, v.revision) for v in cfg.variants.values())})
-    # Config, tokenizer and safetensors files only (the base repo also holds ONNX and GGUF exports);
-    # base mode needs adapters/<task>/*, which these patterns include.
+    # The files WEIGHTS_FILE_PATTERNS names, of every served repository at its pinned revision.
     script = (
         "import json, sys\n"
         "from huggingface_hub import snapshot_download\n"
         "for repo, revision in json.loads(sys.argv[1]):\n"
-        "    path = snapshot_download(repo_id=repo, revision=revision, allow_patterns=['*.json', '*.safetensors', '*.txt', '*.jinja', '*.model'])\n"
+        f"    path = snapshot_download(repo_id=repo, revision=revision, allow_patterns={list(WEIGHTS_FILE_PATTERNS)!r})\n"
         "    print(f'{repo}@{revision} -> {path}', flush=True)\n"
     )
     # Any vLLM image has huggingface_hub; take the first pool's, with its pinned tag, so the node that

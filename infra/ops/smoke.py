@@ -13,7 +13,11 @@ Checks, in order: /health answers 200; /v1/models lists the model; /v1/embedding
 vector per input, of the expected size and unit L2 norm; `dimensions` truncates (and re-normalises);
 the query prefix reaches the model (a prefixed query embeds differently) and a prefixed query is closer
 to its matching document than to an unrelated one; the same sentence in five languages is closer to
-itself than to an unrelated sentence (the model is multilingual).
+itself than to an unrelated sentence (the model is multilingual); the vectors of fixed texts match the
+variant's golden vectors (cosine >= their file's min_cosine). vLLM serves the raw base weights when a
+task's adapter is missing and only logs a warning; the golden check is what catches a variant served
+with the wrong adapter or none. Golden files live in infra/golden/<model>.json (docs/golden-vectors.md:
+where they come from, how to refresh them); with --env the model's file is used when it exists.
 
 Exit codes: 0 every check passed; 1 a check failed; 2 usage (bad flags, unknown stack or variant);
 3 the server could not be reached (connection refused, DNS, timeout) or answered 401/403.
@@ -30,6 +34,7 @@ import sys
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
@@ -49,6 +54,17 @@ UNRELATED = "Quarterly revenue rose by eight percent after the merger."
 QUERY = "How do plants turn sunlight into energy?"
 RELEVANT_DOCUMENT = "Photosynthesis lets plants convert light energy from the sun into chemical energy stored in sugar."
 OTHER_DOCUMENT = "The stock exchange closed lower on Tuesday as bank shares fell."
+
+# Golden vectors: per model, the vectors each task variant must return for GOLDEN_TEXTS (sent as they are, no
+# prefix added), at the full size. Kept with the catalog; docs/golden-vectors.md says how they are made.
+GOLDEN_DIR = Path(__file__).resolve().parent.parent / "golden"
+GOLDEN_TEXTS = (
+    "Document: " + RELEVANT_DOCUMENT,
+    "Query: " + QUERY,
+    MULTILINGUAL["de"],
+    MULTILINGUAL["zh"],
+)
+GOLDEN_MIN_COSINE = 0.99  # bf16 GPU kernels vs the float32 reference stay far above; another task's adapter falls below
 
 
 class Unreachable(RuntimeError):
@@ -70,6 +86,10 @@ class Expectations:
     multilingual: bool
     api_key: str | None = field(default=None, repr=False)  # never in a repr, a traceback or a log
     timeout: float = 30.0
+    retrieval: bool = True  # the query/document ranking check (off for a model without semantics)
+    golden: Path | None = None  # golden-vector file; None: no golden check (SKIP, with golden_note)
+    golden_task: str | None = None  # the variant's task, whose golden vectors the server must return
+    golden_note: str = ""
 
 
 @dataclass
@@ -135,6 +155,34 @@ def check_multilingual(translations: dict[str, list[float]], unrelated: list[flo
         raise CheckFailed(f"least similar translations {pair[0]}/{pair[1]} at cosine {same:.3f}, "
                           f"but a translation and the unrelated sentence at {other:.3f}")
     return f"translations {', '.join(langs)}: cosine >= {same:.3f} to each other, <= {other:.3f} to the unrelated sentence"
+
+
+def load_golden(path: Path, task: str) -> tuple[list[str], list[list[float]], dict[str, list[list[float]]], float]:
+    """(texts, the task's vectors, every task's vectors, min_cosine) of a golden file; ValueError if unusable."""
+    try:
+        data = json.loads(path.read_text())
+        texts, vectors, minimum = list(data["texts"]), dict(data["vectors"]), float(data["min_cosine"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"golden file {path}: {exc}") from exc
+    if task not in vectors:
+        raise ValueError(f"golden file {path} has no vectors for task {task!r} (has {', '.join(sorted(vectors))})")
+    if any(len(v) != len(texts) for v in vectors.values()):
+        raise ValueError(f"golden file {path}: one vector per text expected")
+    return texts, vectors[task], vectors, minimum
+
+
+def check_golden(served: list[list[float]], task: str, everything: dict[str, list[list[float]]], minimum: float) -> str:
+    """Every served vector is within `minimum` cosine of the task's golden vector; on failure, say which task's
+    golden vectors the server's answers resemble most (a wrong adapter), if any."""
+    expected = everything[task]
+    worst = min(cosine(a, b) for a, b in zip(served, expected))
+    if worst < minimum:
+        closest = {t: min(cosine(a, b) for a, b in zip(served, v)) for t, v in everything.items()}
+        best = max(closest, key=closest.get)
+        hint = (f"; they match task {best!r} (cosine >= {closest[best]:.4f}): wrong adapter?" if best != task and closest[best] >= minimum
+                else "; they match no task's golden vectors: no adapter (raw base weights), or other weights?")
+        raise CheckFailed(f"vectors differ from {task!r}'s golden vectors (min cosine {worst:.4f} < {minimum}){hint}")
+    return f"{len(served)} texts match {task!r}'s golden vectors (min cosine {worst:.5f} >= {minimum})"
 
 
 def check_retrieval(query: list[float], relevant: list[float], other: list[float]) -> str:
@@ -266,7 +314,10 @@ def run_checks(exp: Expectations) -> Report:
                                                   exp.document_prefix + OTHER_DOCUMENT])
         return check_retrieval(q, relevant, other)
 
-    check("retrieval", retrieval)
+    if exp.retrieval:
+        check("retrieval", retrieval)
+    else:
+        report.results.append(Result("retrieval", "SKIP", "the model has no semantics to rank by (--no-retrieval)"))
 
     if exp.multilingual:
         def multilingual() -> str:
@@ -276,6 +327,17 @@ def run_checks(exp: Expectations) -> Report:
         check("multilingual", multilingual)
     else:
         report.results.append(Result("multilingual", "SKIP", "the model is not multilingual (--no-multilingual)"))
+
+    if exp.golden is None or exp.golden_task is None:
+        report.results.append(Result("golden", "SKIP", exp.golden_note or "no golden vectors given (--golden, with --variant)"))
+    else:
+        def golden() -> str:
+            try:
+                texts, _, everything, minimum = load_golden(exp.golden, exp.golden_task)
+            except ValueError as exc:
+                raise CheckFailed(str(exc)) from exc
+            return check_golden(client.embed(model, texts), exp.golden_task, everything, minimum)
+        check("golden", golden)
     return report
 
 
@@ -287,6 +349,7 @@ def run_checks(exp: Expectations) -> Report:
 def expectations(args: argparse.Namespace) -> Expectations:
     """From the plan (--env/--variant), then flags; raises ValueError on bad input."""
     model, dim, dimensions, qp, dp, multilingual, url = None, None, None, "", "", True, None
+    golden, golden_task, golden_note = None, None, ""
     if args.env or args.variant:
         if not (args.env and args.variant):
             raise ValueError("--env and --variant go together")
@@ -298,6 +361,14 @@ def expectations(args: argparse.Namespace) -> Expectations:
         dimensions = DEFAULT_DIMENSIONS_CHECK if DEFAULT_DIMENSIONS_CHECK in MATRYOSHKA_DIMENSIONS else MATRYOSHKA_DIMENSIONS[0]
         variant = VARIANTS[args.variant]
         qp, dp = variant.query_prefix, variant.document_prefix
+        golden_task = variant.task
+        from infra.catalog import BASE_REPOSITORY
+
+        recorded = GOLDEN_DIR / f"{BASE_REPOSITORY.split('/')[-1]}.json"
+        if recorded.exists():
+            golden = recorded
+        else:
+            golden_note = f"no golden vectors recorded for {BASE_REPOSITORY} ({recorded.name}; docs/golden-vectors.md says how to make them)"
     elif not args.url:
         raise ValueError("give --env ENV --variant V, or --url URL")
     if args.url:
@@ -312,7 +383,14 @@ def expectations(args: argparse.Namespace) -> Expectations:
         raise ValueError(f"--dimensions {dimensions} must be from 1 to the vector size {dim}")
     if args.no_multilingual:
         multilingual = False
-    return Expectations(url, model, dim, dimensions, qp, dp, multilingual, os.environ.get(args.api_key_env) or None, args.timeout)
+    if args.golden is not None:
+        if golden_task is None:
+            raise ValueError("--golden needs --env and --variant (the variant's task picks the vectors)")
+        golden = Path(args.golden)
+    if args.no_golden:
+        golden, golden_note = None, "--no-golden"
+    return Expectations(url, model, dim, dimensions, qp, dp, multilingual, os.environ.get(args.api_key_env) or None, args.timeout,
+                        retrieval=not args.no_retrieval, golden=golden, golden_task=golden_task, golden_note=golden_note)
 
 
 def render_text(report: Report) -> str:
@@ -352,6 +430,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--query-prefix", help="prefix clients put before queries (default with --env: the variant's, e.g. 'Query: ')")
     p.add_argument("--document-prefix", help="prefix clients put before documents (default with --env: 'Document: ')")
     p.add_argument("--no-multilingual", action="store_true", help="skip the five-language check (English-only model)")
+    p.add_argument("--no-retrieval", action="store_true", help="skip the query/document ranking check (a model without semantics, e.g. random test weights)")
+    p.add_argument("--golden", help="golden-vector file (default with --env: infra/golden/<model>.json when it exists)")
+    p.add_argument("--no-golden", action="store_true", help="skip the golden-vector check")
     p.add_argument("--api-key-env", default="VLLM_API_KEY", help="environment variable holding the API key (default: VLLM_API_KEY)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request (default 30)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
