@@ -181,8 +181,8 @@ def check_golden(served: list[list[float]], task: str, everything: dict[str, lis
         best = max(closest, key=closest.get)
         hint = (f"; they match task {best!r} (cosine >= {closest[best]:.4f}): wrong adapter?" if best != task and closest[best] >= minimum
                 else "; they match no task's golden vectors: no adapter (raw base weights), or other weights?")
-        raise CheckFailed(f"vectors differ from {task!r}'s golden vectors (min cosine {worst:.4f} < {minimum}){hint}")
-    return f"{len(served)} texts match {task!r}'s golden vectors (min cosine {worst:.5f} >= {minimum})"
+        raise CheckFailed(f"vectors differ from the golden vectors of task {task!r} (min cosine {worst:.4f} < {minimum}){hint}")
+    return f"{len(served)} texts match the golden vectors of task {task!r} (min cosine {worst:.5f} >= {minimum})"
 
 
 def check_retrieval(query: list[float], relevant: list[float], other: list[float]) -> str:

@@ -16,8 +16,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -143,14 +145,16 @@ def golden_file(fixture_cache, tmp_path_factory) -> Path:
 def servers(fixture_cache, tmp_path_factory):
     """Both servers, started at once; each ready (startup probe path 200) or the fixture fails."""
     started: dict[str, Server] = {}
+    # not under pytest's basetemp: that is private to the user running pytest (0700), and vLLM may run as the pod's user
+    base = Path(tempfile.mkdtemp(prefix="vllm-tier-"))
+    os.chmod(base, 0o755)
     print("\n[vllm-tier] replacements of the rendered container spec:")
     for what, why in REPLACEMENTS.items():
         print(f"[vllm-tier]   {what}: {why}")
     try:
         for name, (env, variant) in SERVERS.items():
             spec = load_spec(env, variant)
-            work = Path(tmp_path_factory.mktemp(f"vllm-{name}"))
-            os.chmod(work.parent, 0o755)
+            work = base / name
             started[name] = Server(spec, fixture_cache["models"], work).start()
         with ThreadPoolExecutor(len(started)) as pool:
             futures = {n: pool.submit(s.wait_ready, 900) for n, s in started.items()}
@@ -161,8 +165,14 @@ def servers(fixture_cache, tmp_path_factory):
                   f"startupProbe budget {s.spec.startup_budget_s} s; probe failed {s.probe_failures_before_ready}x before 200")
         yield started
     finally:
-        for s in started.values():
+        logs = Path(tmp_path_factory.getbasetemp()) / "vllm-logs"
+        logs.mkdir(exist_ok=True)
+        for name, s in started.items():
             s.stop()
+            if s.log_path.exists():
+                shutil.copy(s.log_path, logs / f"{name}.log")
+        shutil.rmtree(base, ignore_errors=True)
+        print(f"\n[vllm-tier] vLLM logs kept in {logs}")
         print(f"\n[vllm-tier] servers stopped; tier time so far {time.monotonic() - TIER_T0:.0f} s")
 
 

