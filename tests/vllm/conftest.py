@@ -142,7 +142,7 @@ def golden_file(fixture_cache, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def servers(fixture_cache, tmp_path_factory):
+def servers(fixture_cache):
     """Both servers, started at once; each ready (startup probe path 200) or the fixture fails."""
     started: dict[str, Server] = {}
     # not under pytest's basetemp: that is private to the user running pytest (0700), and vLLM may run as the pod's user
@@ -165,8 +165,8 @@ def servers(fixture_cache, tmp_path_factory):
                   f"startupProbe budget {s.spec.startup_budget_s} s; probe failed {s.probe_failures_before_ready}x before 200")
         yield started
     finally:
-        logs = Path(tmp_path_factory.getbasetemp()) / "vllm-logs"
-        logs.mkdir(exist_ok=True)
+        logs = REPO_ROOT / "build" / "vllm-tier-logs"  # git-ignored; the last run's logs, for a failure's post-mortem
+        logs.mkdir(parents=True, exist_ok=True)
         for name, s in started.items():
             s.stop()
             if s.log_path.exists():

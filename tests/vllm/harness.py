@@ -122,6 +122,25 @@ class Spec:
         return int(self.container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0))
 
 
+@dataclass(frozen=True)
+class Expected:
+    """What the stack's plan and the catalog say a variant's server must do (independent of the rendered args)."""
+
+    served_name: str
+    task: str
+    api_key: bool
+    matryoshka: tuple[int, ...]
+
+
+def expected(env: str, variant: str) -> Expected:
+    from infra.catalog import MATRYOSHKA_DIMENSIONS, VARIANTS
+    from infra.plan import build_for_env
+
+    plan = build_for_env(env)
+    return Expected(plan.release(variant).served_model_name, VARIANTS[variant].task,
+                    bool(plan.config.secrets.api_key_secret_name), tuple(MATRYOSHKA_DIMENSIONS))
+
+
 def load_spec(env: str, variant: str) -> Spec:
     return Spec(env, variant, load_manifest(env, variant, "deployment"))
 
@@ -264,11 +283,14 @@ class Server:
             elapsed = time.monotonic() - self.t_start
             if self.proc.poll() is not None:
                 raise AssertionError(f"vLLM exited with {self.proc.returncode} after {elapsed:.0f} s; log tail:\n{self.log_tail()}")
-            result = self.probe(probe["path"], timeout=probe.get("timeoutSeconds", 5) if False else 5)
+            result = self.probe(probe["path"], timeout=probe.get("timeoutSeconds", 5))
             self.probe_log.append((elapsed, str(result)))
             if result == 200:
                 self.ready_s = elapsed
                 return elapsed
+            if isinstance(result, int) and result != 503:
+                raise AssertionError(f"the startupProbe path {probe['path']} answers {result}, never 200: the pod would be "
+                                     f"killed after {self.spec.startup_budget_s} s")
             self.probe_failures_before_ready += 1
             if elapsed > deadline_s:
                 raise AssertionError(f"{probe['path']} not 200 after {elapsed:.0f} s (last: {result}); log tail:\n{self.log_tail()}")

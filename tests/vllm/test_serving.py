@@ -18,6 +18,7 @@ import yaml
 
 from infra.config import REPO_ROOT
 from tests.vllm.conftest import SERVERS, TEXTS
+from tests.vllm.harness import expected
 
 SAME = 0.999  # cosine: the same vector up to bf16 serving vs float32 reference
 DIFFERENT = 0.99  # cosine below which two tasks' vectors count as different
@@ -32,8 +33,13 @@ def hf_overrides(server) -> dict:
     return json.loads(server.spec.arg("--hf-overrides") or "{}")
 
 
+def plan_of(server):
+    return expected(server.spec.env, server.spec.variant)
+
+
 def task_of(server) -> str:
-    return hf_overrides(server).get("jina_task") or server.spec.variant
+    """The task the plan says this variant serves (not what the rendered args say: those are under test)."""
+    return plan_of(server).task
 
 
 # ------------------------------------------------------------------------------------------------ start-up
@@ -57,7 +63,7 @@ def test_startup_probe_fails_while_loading_then_passes(servers, name):
 
 def test_base_mode_merged_the_adapter_at_start_up(servers):
     s = servers["nvidia-base"]
-    task = hf_overrides(s)["jina_task"]
+    task = task_of(s)
     m = re.search(rf"Loaded (\d+) adapter tensors for task '{re.escape(task)}'", s.log_text())
     assert m, f"no adapter merge logged for {task!r}:\n" + "\n".join(l for l in s.log_text().splitlines() if "adapter" in l.lower())
     assert "No adapter found" not in s.log_text()
@@ -71,13 +77,13 @@ def test_models_lists_exactly_the_served_name(servers, name):
     s = servers[name]
     status, body = s.request("GET", "/v1/models")
     assert status == 200, body
-    assert [m["id"] for m in body["data"]] == [s.spec.served_name]
+    assert [m["id"] for m in body["data"]] == [plan_of(s).served_name]
 
 
 @pytest.mark.parametrize("name", SERVER_NAMES)
 def test_embeddings_are_unit_vectors_at_every_matryoshka_size(servers, name):
     s = servers[name]
-    sizes = hf_overrides(s)["matryoshka_dimensions"]
+    sizes = list(plan_of(s).matryoshka)  # the catalog's list: the rendered --hf-overrides must make vLLM accept exactly these
     full = s.embed(TEXTS)
     assert {len(v) for v in full} == {max(sizes)}
     for v in full:
@@ -105,8 +111,8 @@ def test_wrong_model_name_gets_404(servers, name):
 def test_api_key_is_required_where_the_stack_sets_one(servers, name):
     s = servers[name]
     body = {"model": s.spec.served_name, "input": ["x"]}
-    if not s.needs_key:
-        pytest.skip(f"{s.spec.env} sets no VLLM_API_KEY")
+    if not plan_of(s).api_key:
+        pytest.skip(f"stack {s.spec.env} has no API key")
     assert s.request("POST", "/v1/embeddings", body, key=None)[0] == 401
     assert s.request("POST", "/v1/embeddings", body, key="sk-wrong")[0] == 401
     assert s.request("GET", "/v1/models", key=None)[0] == 401
@@ -241,7 +247,7 @@ def test_every_metric_the_bundle_queries_is_exposed(servers):
 
 def smoke(server, env: str, variant: str, golden: Path, *extra: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "infra", "smoke", "--env", env, "--variant", variant, "--url", server.url,
-           "--model", server.spec.served_name, "--golden", str(golden), "--no-multilingual", "--no-retrieval", *extra]
+           "--golden", str(golden), "--no-multilingual", "--no-retrieval", *extra]
     return subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, env={**os.environ, "VLLM_API_KEY": server.api_key},
                           timeout=120, check=False)
 
@@ -259,7 +265,7 @@ def test_infra_smoke_fails_a_variant_served_with_the_wrong_task(servers, golden_
     """The clustering server answers for a Deployment whose plan says `classification`: what a variant served with
     the wrong adapter looks like from outside. smoke must fail on the golden vectors alone."""
     s = servers["nvidia-base"]
-    r = smoke(s, s.spec.env, "classification", golden_file)
+    r = smoke(s, s.spec.env, "classification", golden_file, "--model", s.spec.served_name)
     print(f"\n[vllm-tier] smoke, clustering weights served as classification:\n{r.stdout}")
     assert r.returncode == 1, r.stdout + r.stderr
     assert re.search(r"FAIL\s+golden", r.stdout), r.stdout
