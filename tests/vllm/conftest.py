@@ -29,7 +29,7 @@ import yaml
 
 from infra.config import REPO_ROOT
 from infra.platform import WEIGHTS_FILE_PATTERNS
-from tests.vllm.harness import TOOLS_DIR, VLLM_VENV, REPLACEMENTS, Server, load_spec, reachable_by, run_as
+from tests.vllm.harness import REPLACEMENTS, TOOLS_DIR, VLLM_VENV, Server, grant_traverse, load_spec, restore_modes, run_as
 
 HERE = Path(__file__).parent
 SERVERS = {"nvidia-base": ("prod", "clustering"), "amd-merged": ("prod-amd", "retrieval")}
@@ -145,6 +145,11 @@ def golden_file(fixture_cache, tmp_path_factory) -> Path:
 def servers(fixture_cache):
     """Both servers, started at once; each ready (startup probe path 200) or the fixture fails."""
     started: dict[str, Server] = {}
+    user = run_as(load_spec(*SERVERS["nvidia-base"]))
+    granted = grant_traverse([VLLM_VENV / "bin" / "python", Path(os.path.realpath(VLLM_VENV / "bin" / "python")),
+                              fixture_cache["models"]], *user) if user else []
+    for path, mode in granted:
+        print(f"[vllm-tier] o+x on {path} (mode {mode:o}) for the session: uid {user[0]} must reach vLLM and the cache")
     # not under pytest's basetemp: that is private to the user running pytest (0700), and vLLM may run as the pod's user
     base = Path(tempfile.mkdtemp(prefix="vllm-tier-"))
     os.chmod(base, 0o755)
@@ -172,6 +177,7 @@ def servers(fixture_cache):
             if s.log_path.exists():
                 shutil.copy(s.log_path, logs / f"{name}.log")
         shutil.rmtree(base, ignore_errors=True)
+        restore_modes(granted)
         print(f"\n[vllm-tier] vLLM logs kept in {logs}")
         print(f"\n[vllm-tier] servers stopped; tier time so far {time.monotonic() - TIER_T0:.0f} s")
 

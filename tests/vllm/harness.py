@@ -47,7 +47,9 @@ REPLACEMENTS: dict[str, str] = {
     "+ env VLLM_CPU_KVCACHE_SPACE=1": "the CPU build sizes its KV cache in GiB from this; --gpu-memory-utilization is ignored on CPU",
     "resources (nvidia.com/*, amd.com/gpu, cpu, memory limits)": "not enforced: no GPU, no cgroup limits for a local process",
     "securityContext": "runAsUser/runAsGroup are honoured (setuid/setgid) when the tests run as root, otherwise the "
-                       "tests' own non-root user runs vLLM; readOnlyRootFilesystem, capabilities and seccomp are not reproduced",
+                       "tests' own non-root user runs vLLM (as root, directories above the vLLM virtualenv, its Python and the "
+                       "fixture cache that the pod's user cannot traverse get o+x for the session, restored after); "
+                       "readOnlyRootFilesystem, capabilities and seccomp are not reproduced",
     "model weights": "tiny random-weight checkpoints of the same architecture and file layout (tests/vllm/checkpoint.py)",
 }
 
@@ -170,6 +172,26 @@ def reachable_by(path: Path, uid: int, gid: int) -> bool:
         if not st.st_mode & bits:
             return False
     return True
+
+
+def grant_traverse(paths: list[Path], uid: int, gid: int) -> list[tuple[Path, int]]:
+    """Let uid/gid traverse the directories above `paths` (o+x where nothing else lets it), for the session only:
+    as root, vLLM runs as the pod's user, and a tool cache or Python under /root (0700) would be out of its reach.
+    Returns what was changed, for restore_modes()."""
+    changed = []
+    for path in paths:
+        for parent in [*reversed(path.resolve().parents)]:
+            st = parent.stat()
+            bits = stat.S_IXOTH | (stat.S_IXUSR if st.st_uid == uid else 0) | (stat.S_IXGRP if st.st_gid == gid else 0)
+            if not st.st_mode & bits:
+                os.chmod(parent, stat.S_IMODE(st.st_mode) | stat.S_IXOTH)
+                changed.append((parent, stat.S_IMODE(st.st_mode)))
+    return changed
+
+
+def restore_modes(changed: list[tuple[Path, int]]) -> None:
+    for path, mode in reversed(changed):
+        os.chmod(path, mode)
 
 
 class Server:
