@@ -26,11 +26,11 @@ venv: $(VENV)/.installed ## the project's Python environment (.venv), pinned by 
 tools: ## build or reuse the pinned toolchain (tools/bootstrap.sh)
 	tools/bootstrap.sh
 
-test: venv tools ## every test tier: unit, chart, policy, alerts, e2e (what CI runs)
+test: venv tools ## every test tier: unit, chart, policy, alerts, e2e, vllm (what CI runs)
 	$(TOOLS_ENV) && $(PY) -m pytest
 
-test-fast: venv ## the tiers that need no cluster (unit, chart, policy, alerts)
-	$(TOOLS_ENV) && tools/bootstrap.sh helm promtool kube-score kubernetes etcd crds && $(PY) -m pytest -m "not e2e"
+test-fast: venv ## the tiers that need no cluster and no vLLM (unit, chart, policy, alerts)
+	$(TOOLS_ENV) && tools/bootstrap.sh helm promtool kube-score kubernetes etcd crds && $(PY) -m pytest -m "not e2e and not vllm"
 
 plan: venv ## print a stack's plan: make plan ENV=prod
 	$(if $(ENV),,$(error usage: make plan ENV=<stack>, e.g. make plan ENV=prod))

