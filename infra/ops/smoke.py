@@ -359,13 +359,14 @@ def run_checks(exp: Expectations) -> Report:
             Result("golden", "SKIP", exp.golden_note or "no golden vectors given (--golden, with --variant)")
         )
     else:
+        golden_file, task = exp.golden, exp.golden_task
 
         def golden() -> str:
             try:
-                texts, _, everything, minimum = load_golden(exp.golden, exp.golden_task)
+                texts, _, everything, minimum = load_golden(golden_file, task)
             except ValueError as exc:
                 raise CheckFailed(str(exc)) from exc
-            return check_golden(client.embed(model, texts), exp.golden_task, everything, minimum)
+            return check_golden(client.embed(model, texts), task, everything, minimum)
 
         check("golden", golden)
     return report
