@@ -183,7 +183,7 @@ def check_golden(served: list[list[float]], task: str, everything: dict[str, lis
     worst = min(cosine(a, b) for a, b in zip(served, expected, strict=True))
     if worst < minimum:
         closest = {t: min(cosine(a, b) for a, b in zip(served, v, strict=True)) for t, v in everything.items()}
-        best = max(closest, key=closest.get)
+        best = max(closest, key=lambda t: closest[t])
         hint = (
             f"; they match task {best!r} (cosine >= {closest[best]:.4f}): wrong adapter?"
             if best != task and closest[best] >= minimum
