@@ -123,7 +123,7 @@ BAD = [
     (
         "client-pod-label-key",
         config(network={"clientPodLabels": {"bad key!": "x"}}),
-        "network.clientPodLabels.bad key!",
+        'network.clientPodLabels["bad key!"]',  # pulumi config --path syntax for a key with spaces
         "valid label key",
     ),
     (

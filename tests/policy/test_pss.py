@@ -198,7 +198,7 @@ def test_each_violation_is_caught_and_names_the_object(bundles, api, control, ba
     # at restricted, a baseline check that restricted overrides reports as its restricted twin
     expected = "pss." + admission.RESTRICTED_OVERRIDES.get(control.id, control.id)
     assert expected in flagged, f"{expected} missed the mutation; flagged: {flagged}"
-    assert all(v.object == f"{kind}/{obj['metadata']['namespace']}/{name}" for v in violations)
+    assert all(v.object == f"{kind}/{obj['metadata']['namespace']}/{obj['metadata']['name']}" for v in violations)
     # A restricted-only control never fires at baseline; a baseline control fires at both levels.
     at_baseline = {v.control for v in admission.check_object(obj, BASELINE, api)}
     assert (control.name in at_baseline) == (control.level == BASELINE and control.id != "procMount")
