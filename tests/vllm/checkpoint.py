@@ -32,13 +32,14 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 BASE_REPOSITORY = "jinaai/jina-embeddings-v5-text-small"
 TASKS = ("retrieval", "text-matching", "classification", "clustering")
 SEED = 20261201
 
 # The real model's shape family, scaled down (real: 28 layers, head_dim 128, vocab 151,936).
-SHAPE = {
+SHAPE: dict[str, Any] = {
     "hidden_size": 1024,
     "intermediate_size": 1536,
     "num_hidden_layers": 2,

@@ -23,6 +23,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -154,7 +155,8 @@ def reference(fixture_cache) -> dict:
     checkpoint's weights; ("raw", None): the base weights with no adapter."""
     src = fixture_cache["sources"]
     tasks = ("retrieval", "text-matching", "classification", "clustering")
-    jobs, keys = [], []
+    jobs: list[dict[str, Any]] = []
+    keys: list[tuple[str, str | None, int]] = []
     for dims in (1024, 256, 32):
         for t in tasks:
             jobs += [
@@ -211,6 +213,7 @@ def servers(fixture_cache):
         else []
     )
     for path, mode in granted:
+        assert user is not None
         print(f"[vllm-tier] o+x on {path} (mode {mode:o}) for the session: uid {user[0]} must reach vLLM and the cache")
     # not under pytest's basetemp: that is private to the user running pytest (0700), and vLLM may run as the pod's user
     base = Path(tempfile.mkdtemp(prefix="vllm-tier-"))

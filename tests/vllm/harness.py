@@ -85,7 +85,9 @@ class Spec:
 
     @property
     def served_name(self) -> str:
-        return self.arg("--served-model-name")
+        name = self.arg("--served-model-name")
+        assert name is not None, "the container args name no --served-model-name"
+        return name
 
     @property
     def vendor(self) -> str:
@@ -316,11 +318,13 @@ class Server:
             raise AssertionError(
                 f"the startupProbe targets port {probe['port']}, vLLM listens on {self.spec.container_port}"
             )
+        proc = self.proc
+        assert proc is not None, "start() first"
         while True:
             elapsed = time.monotonic() - self.t_start
-            if self.proc.poll() is not None:
+            if proc.poll() is not None:
                 raise AssertionError(
-                    f"vLLM exited with {self.proc.returncode} after {elapsed:.0f} s; log tail:\n{self.log_tail()}"
+                    f"vLLM exited with {proc.returncode} after {elapsed:.0f} s; log tail:\n{self.log_tail()}"
                 )
             result = self.probe(probe["path"], timeout=probe.get("timeoutSeconds", 5))
             self.probe_log.append((elapsed, str(result)))
@@ -404,11 +408,12 @@ class Burst:
 
     server: Server
     texts: list[str]
-    results: list[tuple[int, float]] = field(default_factory=list)
+    results: list[tuple[int | str, float]] = field(default_factory=list)  # HTTP status, or the error's name
     threads: list[threading.Thread] = field(default_factory=list)
 
     def _one(self, texts: list[str]) -> None:
         t0 = time.monotonic()
+        status: int | str
         try:
             status, _ = self.server.request(
                 "POST", "/v1/embeddings", {"model": self.server.spec.served_name, "input": texts}, timeout=300

@@ -21,6 +21,7 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -191,7 +192,7 @@ def test_scraped_with_the_servicemonitor_labels(prometheus):
     assert waiting and subset(labels, waiting[0]["metric"]), waiting
 
 
-def adapter_query(pods: list[str], namespace: str) -> str:
+def adapter_query(pods: list[str], namespace: str) -> tuple[str, dict[str, Any]]:
     """The prometheus-adapter rule's metricsQuery, expanded as the adapter does for a pods/<metric> request of the HPA."""
     (rule,) = yaml.safe_load(
         (REPO_ROOT / "charts" / "jina-embeddings" / "files" / "prometheus-adapter-rules.yaml").read_text()
