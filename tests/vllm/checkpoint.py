@@ -51,7 +51,6 @@ SHAPE = {
 }
 LORA_RANK, LORA_ALPHA = 8, 16
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-MATRYOSHKA = [32, 64, 128, 256, 512, 768, 1024]
 
 TOKENIZER_CORPUS = [
     "Query: How do plants turn sunlight into energy?",

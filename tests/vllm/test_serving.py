@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from infra.config import REPO_ROOT
 from tests.vllm.conftest import SERVERS, TEXTS

@@ -4,9 +4,6 @@ listed replacements, and the weights Jobs download what --trust-remote-code need
 from __future__ import annotations
 
 import fnmatch
-from pathlib import Path
-
-import pytest
 
 from infra.config import REPO_ROOT
 from infra.platform import WEIGHTS_FILE_PATTERNS
