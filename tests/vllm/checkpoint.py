@@ -20,7 +20,7 @@ What it writes:
 * The cache: `$HF_HOME/hub/models--<org>--<name>/{blobs/<sha256>, snapshots/<revision>/<file> -> blob, refs/main}`
   for every (repository, revision) given, holding only the files that the given allow-patterns select, matched
   by huggingface_hub's own `filter_repo_objects` (what `snapshot_download(allow_patterns=...)` applies). The
-  patterns come from infra.platform.WEIGHTS_FILE_PATTERNS, the list the rendered weights Job downloads.
+  patterns come from infra.core.platform_objects.WEIGHTS_FILE_PATTERNS, the list the rendered weights Job downloads.
 """
 
 from __future__ import annotations
@@ -52,7 +52,6 @@ SHAPE: dict[str, Any] = {
 }
 LORA_RANK, LORA_ALPHA = 8, 16
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-MATRYOSHKA = [32, 64, 128, 256, 512, 768, 1024]
 
 TOKENIZER_CORPUS = [
     "Query: How do plants turn sunlight into energy?",

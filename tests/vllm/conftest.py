@@ -44,7 +44,7 @@ from tests.vllm.harness import (
 HERE = Path(__file__).parent
 SERVERS = {"nvidia-base": ("prod", "clustering"), "amd-merged": ("prod-amd", "retrieval")}
 FIXTURE_ROOT = TOOLS_DIR / "vllm-fixtures"
-TIER_T0 = time.monotonic()
+_TIER_TIME: dict[str, float] = {}  # monotonic start of the tier's first test and end of its last
 
 TEXTS = [
     "Document: Photosynthesis lets plants convert light energy from the sun into chemical energy stored in sugar.",
@@ -113,7 +113,10 @@ def fixture_cache() -> dict:
         )
         assert out.returncode == 0, out.stderr[-3000:]
         (tmp / "manifest.json").write_text(out.stdout)
-        os.replace(tmp, root) if not root.exists() else None
+        if root.exists():  # another session built it meanwhile
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, root)
         print(f"\n[vllm-tier] fixture checkpoints built in {time.monotonic() - t0:.1f} s: {root}")
     # the pods' user must be able to read (and, like the PVC with fsGroup, write) the cache
     user = run_as(load_spec(*SERVERS["nvidia-base"]))
@@ -130,10 +133,6 @@ def fixture_cache() -> dict:
         "repos": repos,
         "patterns": patterns,
     }
-
-
-def snapshot_dir(cache: dict, repo: str, revision: str) -> Path:
-    return cache["hf_home"] / "hub" / ("models--" + repo.replace("/", "--")) / "snapshots" / revision
 
 
 def run_reference(jobs: list[dict], texts: list[str]) -> list[list[list[float]]]:
@@ -246,9 +245,26 @@ def servers(fixture_cache):
         shutil.rmtree(base, ignore_errors=True)
         restore_modes(granted)
         print(f"\n[vllm-tier] vLLM logs kept in {logs}")
-        print(f"\n[vllm-tier] servers stopped; tier time so far {time.monotonic() - TIER_T0:.0f} s")
+        print("\n[vllm-tier] servers stopped")
+
+
+def _in_tier(nodeid: str) -> bool:
+    return nodeid.startswith("tests/vllm/")
+
+
+def pytest_runtest_logstart(nodeid, location):
+    if _in_tier(nodeid):
+        _TIER_TIME.setdefault("start", time.monotonic())
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    if _in_tier(nodeid):
+        _TIER_TIME["end"] = time.monotonic()
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if any(Path(str(i.fspath)).is_relative_to(HERE) for i in session.items):
-        sys.stdout.write(f"\n[vllm-tier] tier time: {time.monotonic() - TIER_T0:.0f} s\n")
+    if "start" in _TIER_TIME:
+        sys.stdout.write(
+            f"\n[vllm-tier] tier time: {_TIER_TIME['end'] - _TIER_TIME['start']:.0f} s "
+            f"(first to last test of tests/vllm, server start-ups and teardown included)\n"
+        )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import stat
@@ -407,8 +406,7 @@ class Burst:
     """Concurrent embedding requests from threads; collects status codes and latencies."""
 
     server: Server
-    texts: list[str]
-    results: list[tuple[int | str, float]] = field(default_factory=list)  # HTTP status, or the error's name
+    results: list[tuple[int | str, float]] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
 
     def _one(self, texts: list[str]) -> None:
@@ -422,9 +420,6 @@ class Burst:
             status = type(exc).__name__
         self.results.append((status, time.monotonic() - t0))
 
-    def start(self, n: int) -> Burst:
-        return self.start_each([self.texts] * n)
-
     def start_each(self, inputs: list[list[str]]) -> Burst:
         """One concurrent request per list of inputs."""
         for texts in inputs:
@@ -436,7 +431,3 @@ class Burst:
     def join(self, timeout: float | None = None) -> None:
         for t in self.threads:
             t.join(timeout)
-
-
-def rmtree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

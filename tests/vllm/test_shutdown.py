@@ -27,7 +27,7 @@ def start_load(s: Server, requests: int, inputs: int) -> tuple[Burst, float]:
     """Concurrent requests of distinct inputs (a shared prefix would come from vLLM's prefix cache almost for
     free); returns once the engine has a queue."""
     texts = [f"{i} {' '.join(TEXTS) * 12}" for i in range(requests * inputs)]
-    burst = Burst(s, []).start_each([texts[i * inputs : (i + 1) * inputs] for i in range(requests)])
+    burst = Burst(s).start_each([texts[i * inputs : (i + 1) * inputs] for i in range(requests)])
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         status, text = s.request("GET", "/metrics", timeout=10)
