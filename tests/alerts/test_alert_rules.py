@@ -20,7 +20,7 @@ from infra.core.thresholds import (
 from infra.sinks.helm import TOOLS_DIR, effective_values
 from tests.conftest import CHART_DIR, pin, repo_path
 
-TEMPLATES = repo_path("infra", "runbook_templates")
+TEMPLATES = repo_path("infra", "sinks", "runbook_templates")
 
 
 def promtool() -> str:
@@ -188,7 +188,7 @@ def test_the_alerts_command_writes_rules_and_tests_promtool_accepts(tmp_path, ca
     from infra.cli import main
 
     out = tmp_path / "build" / "alerts" / "prod"
-    assert main(["--env", "prod", "--out", str(out)]) == 0
+    assert main(["alerts", "--env", "prod", "--out", str(out)]) == 0
     assert "promtool test rules" in capsys.readouterr().out
     check = run_promtool("check", "rules", "rules.yaml", *sorted(p.name for p in out.glob("rules-*.yaml")), cwd=out)
     assert check.returncode == 0, check.stdout + check.stderr
