@@ -65,17 +65,18 @@ def vllm_python() -> str:
 
 
 def weights_jobs() -> list[dict]:
-    """Every rendered weights Job (manifests/<env>/platform/job-*-weights-populate.yaml)."""
+    """Every rendered weights Job (manifests/<env>/platform/job-*-weights-populate-<digest>.yaml)."""
     return [
         yaml.safe_load(p.read_text())
-        for p in sorted((REPO_ROOT / "manifests").glob("*/platform/job-*weights-populate.yaml"))
+        for p in sorted((REPO_ROOT / "manifests").glob("*/platform/job-*weights-populate-*.yaml"))
     ]
 
 
 def job_repos_and_patterns(job: dict) -> tuple[list[tuple[str, str]], list[str]]:
-    """(repositories and revisions, allow_patterns) as the rendered Job's command carries them."""
+    """(repositories and revisions, allow_patterns) as the rendered Job's command carries them (each download is
+    [repository, revision, ready marker])."""
     command = job["spec"]["template"]["spec"]["containers"][0]["command"]
-    repos = [tuple(r) for r in json.loads(command[-1])]
+    repos = [(r[0], r[1]) for r in json.loads(command[-1])]
     m = re.search(r"allow_patterns=(\[[^\]]*\])", command[2])
     assert m, f"no allow_patterns in the weights Job's script:\n{command[2]}"
     return repos, json.loads(m.group(1).replace("'", '"'))
