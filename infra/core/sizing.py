@@ -42,8 +42,8 @@ class SizingConstants:
     # Measured: bf16 weights on the GPU, 596.05M parameters x 2 B = 1.11 GiB (no LM head is allocated
     # for the pooling model; vLLM logged 1.1098 GiB for the same backbone, QwenLM/Qwen3-Embedding#1).
     weights_bytes: int
-    # Measured non-torch memory (CUDA context, kernels, cuBLAS workspaces; 0.75 GiB at its largest)
-    # plus the unmeasured allowance for vLLM's CUDA graphs.
+    # Measured non-torch memory (CUDA context, kernels, cuBLAS workspaces; 0.75 GiB at its largest), plus vLLM's
+    # CUDA graphs and its growth under traffic, both measured with vLLM (VLLM_CUDA_GRAPH_ALLOWANCE, VLLM_SERVING_GROWTH).
     runtime_overhead_bytes: int
     # Measured: the largest peak activation per token of a pooled forward over the batch x length
     # grid (29,192 B; the linear fit's slope is 26,753 B). vLLM's profiling pass runs one forward at
@@ -208,9 +208,14 @@ def default_batched_tokens(slice_: GpuSlice) -> int:
     )
 
 
+def usable_bytes(slice_: GpuSlice, c: SizingConstants) -> int:
+    """The memory vLLM may fill on the slice: its budget, less what vLLM does not count, less the headroom."""
+    return int((slice_.memory_budget_bytes - c.outside_utilization_bytes) * (1 - c.utilization_headroom))
+
+
 def max_model_len_that_fits(slice_: GpuSlice, max_num_batched_tokens: int, c: SizingConstants) -> int:
     """The longest context whose one-request KV cache still fits next to weights and activations."""
-    usable = (slice_.memory_budget_bytes - c.outside_utilization_bytes) * (1 - c.utilization_headroom)
+    usable = usable_bytes(slice_, c)
     left = (
         usable
         - c.weights_bytes
@@ -224,8 +229,7 @@ def size(req: SizingRequest, c: SizingConstants) -> Sizing:
     """Size one vLLM pod on one GPU slice. Raises SliceTooSmall with the numbers when it cannot fit."""
     s = req.slice
     batched = req.max_num_batched_tokens or default_batched_tokens(s)
-    # The fraction vLLM may fill keeps the headroom and the memory it does not count outside the budget.
-    usable = int((s.memory_budget_bytes - c.outside_utilization_bytes) * (1 - c.utilization_headroom))
+    usable = usable_bytes(s, c)
     activations = batched * c.activation_bytes_per_batched_token
     kv_tokens_needed = max(req.max_model_len, c.kv_batches * batched)
     kv_required = kv_tokens_needed * SHAPE.kv_bytes_per_token
