@@ -36,6 +36,7 @@ FLAGS_FILE = os.path.join(HERE, "stack_flags.json")
 ENVS = ("dev", "staging", "prod", "prod-amd")
 WORDS = [f"w{n}" for n in range(3000)]  # the word-level tokenizer of make_checkpoint.py: 1 word = 1 token
 GIB = 2**30
+KV_BYTES_PER_TOKEN = 2 * 28 * 8 * 128 * 2  # K and V x 28 layers x 8 KV heads x head_dim 128 x bf16 = 114,688 B
 
 # ---------------------------------------------------------------------------------------------------------- flags
 
@@ -686,6 +687,20 @@ class Runner:
                 mig_gib / total_gib,
                 [7],
                 f"MIG 1g.10gb budget {mig_gib:.2f} GiB of {total_gib:.1f} GiB",
+                together=True,
+            )
+        elif name == "pack-mig7-kv":  # the same 7 started together, each with the KV cache fixed in bytes
+            # Concurrent starts on one device charge each other's allocations to their own profiling
+            # (vllm-project/vllm#55827); --kv-cache-memory-bytes skips that estimate (vllm/v1/worker/gpu_worker.py).
+            a = f["prod"]["retrieval"]["vllm_args"]
+            kv_bytes = int(f["prod"]["retrieval"]["kv_cache_tokens_predicted"]) * KV_BYTES_PER_TOKEN
+            mig_gib = 9.31 * float(flag(a, "--gpu-memory-utilization"))
+            self.pack(
+                name,
+                [*a, f"--kv-cache-memory-bytes={kv_bytes}"],
+                mig_gib / total_gib,
+                [7],
+                f"MIG 1g.10gb budget {mig_gib:.2f} GiB of {total_gib:.1f} GiB, KV cache fixed at {kv_bytes} B",
                 together=True,
             )
         elif name == "pack-dev":  # the dev stack's time-sliced fraction as rendered (0.23), N = 1, 2, 4

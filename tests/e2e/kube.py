@@ -29,7 +29,8 @@ from infra.core.paths import REPO_ROOT
 from infra.core.plan import Plan, build_for_env
 from infra.sinks.helm import TOOLS_DIR, effective_values
 
-CLUSTER_NAME = "jina-e2e"
+# BUNDLE_E2E_CLUSTER lets two checkouts run the e2e tier side by side, each with a cluster of its own.
+CLUSTER_NAME = os.environ.get("BUNDLE_E2E_CLUSTER", "jina-e2e")
 CLUSTER_SH = REPO_ROOT / "tools" / "cluster.sh"
 # A second session waits this long for the first one's cluster to go (they would share its name).
 LOCK_WAIT_S = 20 * 60
