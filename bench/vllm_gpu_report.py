@@ -97,6 +97,34 @@ def best(phase: dict, shape: str) -> dict:
     return max(ok, key=lambda p: p["tokens_per_s"]) if ok else {}
 
 
+def packing_points(ph: dict) -> list[tuple[str, dict]]:
+    """pack-mig's N = 1, 2, 4 (started one after another), then N = 7 from pack-mig7-kv (started together, each
+    with the KV cache fixed in bytes: the only way 7 concurrent starts come up on one device, see concurrent_starts)."""
+    points = dict(ph.get("pack-mig", {}).get("points", {}))
+    points.update(ph.get("pack-mig7-kv", {}).get("points", {}))
+    return sorted(points.items(), key=lambda x: int(x[0]))
+
+
+def concurrent_starts(ph: dict) -> None:
+    """One row per server of the two 'started together' phases: which came up, and with how much KV cache."""
+    print("\n### Seven servers started at the same moment on one GPU\n")
+    print("| phase | KV cache flag | servers ready | ready s (slowest) | KV cache tokens per server | failure |")
+    print("|---|---|---|---|---|---|")
+    for name, flag in (("pack-mig7", "profiled (util only)"), ("pack-mig7-kv", "--kv-cache-memory-bytes")):
+        servers = ph.get(name, {}).get("servers", [])
+        if not servers:
+            continue
+        up = [s for s in servers if s.get("ready")]
+        tokens = sorted({int(s["kv_cache_tokens"]) for s in up if s.get("kv_cache_tokens")})
+        failure = ""
+        if len(up) < len(servers):
+            failure = "Available KV cache memory < 0: No available memory for the cache blocks"
+        print(
+            f"| {name} | {flag} | {len(up)} of {len(servers)} | {max((s.get('ready_s') or 0) for s in up) if up else '–'} "
+            f"| {', '.join(f'{t:,}' for t in tokens) or '–'} | {failure or 'none'} |"
+        )
+
+
 def gib(mib) -> str:
     return f"{mib / 1024:.2f}" if mib else "–"
 
@@ -156,7 +184,7 @@ def docs(result: str, plot: str | None) -> None:
     )
     print("|---|---|---|---|---|---|---|---|")
     one: dict[str, float] = {}
-    for n, pt in sorted(pm.get("points", {}).items(), key=lambda x: int(x[0])):
+    for n, pt in packing_points(ph):
         for shape in ("doc512", "query"):
             if shape not in pt:
                 continue
@@ -167,7 +195,8 @@ def docs(result: str, plot: str | None) -> None:
                 f"| {n} | {shape} | {agg:,.0f} | {agg / one[shape]:.2f} | {per} | {pt[shape]['max_p99_ms']} "
                 f"| {gib(pt['gpu_memory'].get('used_mib'))} | {pt[shape]['errors']} |"
             )
-    print("\n### Plan predictions for the same flags (bench/stack_flags.json)\n")
+    concurrent_starts(ph)
+    print("\n### What the plan renders today (bench/stack_flags.json)\n")
     print("| stack | slice | util | predicted KV GiB budget | predicted KV tokens | startup probe window s |")
     print("|---|---|---|---|---|---|")
     for env in ("dev", "staging", "prod", "prod-amd"):
@@ -214,7 +243,7 @@ def draw(r: dict, path: str) -> None:
     )
     ax[0].legend(fontsize=7)
     # 2. packing
-    pm = ph.get("pack-mig", {}).get("points", {})
+    pm = dict(packing_points(ph))
     ns = sorted(int(n) for n in pm)
     for shape, color in (("doc512", "C0"), ("query", "C2")):
         ys = [pm[str(n)][shape]["aggregate_tokens_per_s"] / 1e3 for n in ns if shape in pm[str(n)]]

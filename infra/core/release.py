@@ -105,6 +105,7 @@ class EngineSpec:
     gpu_memory_utilization: float
     max_num_batched_tokens: int
     max_num_seqs: int
+    kv_cache_memory_bytes: int | None  # set only on slices whose memory co-tenants share (see sizing.Sizing)
 
 
 @dataclass(frozen=True)
@@ -254,7 +255,12 @@ def release_spec(cfg: StackConfig, variant: VariantConfig, constants: SizingCons
         ),
         image_repository=VENDORS[pool.vendor].image_repository,
         image_tag=pool.image_tag,
-        engine=EngineSpec(sizing.gpu_memory_utilization, sizing.max_num_batched_tokens, sizing.max_num_seqs),
+        engine=EngineSpec(
+            sizing.gpu_memory_utilization,
+            sizing.max_num_batched_tokens,
+            sizing.max_num_seqs,
+            sizing.kv_cache_memory_bytes,
+        ),
         port=SERVICE_PORT,
         api_key=secrets["apiKey"],
         hf_token=secrets["hfToken"],

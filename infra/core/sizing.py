@@ -145,6 +145,12 @@ class Sizing:
     max_num_batched_tokens: int
     max_num_seqs: int
     kv_cache_tokens: int
+    # --kv-cache-memory-bytes, set only where the process sees memory that co-tenant pods also use (time-sliced):
+    # vLLM sizes its KV cache from device-wide free-memory deltas during its start-up profiling, so pods that start
+    # together on one GPU charge each other's allocations to themselves and fail with a negative KV cache
+    # (vllm-project/vllm#55827; measured on an H200: 6 of 7 servers started together failed, 7 of 7 came up with the
+    # KV cache fixed in bytes; bench/results/vllm-0.25.0-nvidia-h200.json phases pack-mig7 and pack-mig7-kv).
+    kv_cache_memory_bytes: int | None
     # pod resources
     cpu_request_millicores: int
     cpu_limit_millicores: int
@@ -174,7 +180,13 @@ class Sizing:
             f"{c.activation_bytes_per_batched_token} B) + KV needed {_gib(self.kv_required_bytes)} "
             f"(max({r.max_model_len}, {c.kv_batches} x {self.max_num_batched_tokens}) tokens x {SHAPE.kv_bytes_per_token} B)",
             f"--gpu-memory-utilization {self.gpu_memory_utilization} leaves {_gib(self.kv_available_bytes)} for KV "
-            f"= {self.kv_cache_tokens} tokens; --max-num-seqs {self.max_num_seqs}",
+            f"= {self.kv_cache_tokens} tokens; --max-num-seqs {self.max_num_seqs}"
+            + (
+                f"; memory shared with co-tenants: --kv-cache-memory-bytes {self.kv_cache_memory_bytes} "
+                "(no start-up profiling estimate)"
+                if self.kv_cache_memory_bytes
+                else ""
+            ),
             f"cpu {self.cpu_request_millicores}m request / {self.cpu_limit_millicores}m limit "
             f"(base {c.cpu_base_millicores}m + {c.cpu_per_gpu_millicores}m x GPU share {r.slice.compute_share:.3f})",
             f"memory {_gib(self.memory_bytes)} = host {_gib(c.host_base_bytes)} + weights page cache "
@@ -258,6 +270,7 @@ def size(req: SizingRequest, c: SizingConstants) -> Sizing:
     utilization = math.floor(round(usable / s.visible_memory_bytes * 100, 6)) / 100
     kv_available = int(utilization * s.visible_memory_bytes) - fixed
     kv_tokens = kv_available // SHAPE.kv_bytes_per_token
+    shares_memory = s.visible_memory_bytes > s.memory_budget_bytes
     num_seqs = max(MIN_NUM_SEQS, min(MAX_NUM_SEQS, batched // TOKENS_PER_SEQUENCE_SLOT))
 
     cpu_request = _round_up(c.cpu_base_millicores + c.cpu_per_gpu_millicores * s.compute_share, 100)
@@ -282,6 +295,7 @@ def size(req: SizingRequest, c: SizingConstants) -> Sizing:
         max_num_batched_tokens=batched,
         max_num_seqs=num_seqs,
         kv_cache_tokens=kv_tokens,
+        kv_cache_memory_bytes=kv_tokens * SHAPE.kv_bytes_per_token if shares_memory else None,
         cpu_request_millicores=cpu_request,
         cpu_limit_millicores=2 * cpu_request,
         memory_bytes=memory,

@@ -201,6 +201,19 @@ def test_base_mode_passes_the_task_and_merged_mode_does_not(rendered_releases, s
     assert modes == {"merged", "base"}
 
 
+def test_kv_cache_bytes_are_rendered_as_an_integer_only_where_the_plan_sets_them(rendered_releases, stack_plans):
+    seen = set()
+    for env, plan in stack_plans.items():
+        for release in plan.releases:
+            args = _container(objects_of_kind(rendered_releases[(env, release.variant)], "Deployment")[0])["args"]
+            flags = [a for a in args if a.startswith("--kv-cache-memory-bytes=")]
+            expected = release.spec.engine.kv_cache_memory_bytes
+            # an integer, not Helm's float formatting of a large number (1.7e+09)
+            assert flags == ([f"--kv-cache-memory-bytes={expected}"] if expected else []), f"{env}/{release.variant}"
+            seen.add(bool(flags))
+    assert seen == {True, False}
+
+
 def _merge(base: dict, override: dict) -> dict:
     out = dict(base)
     for key, value in override.items():

@@ -88,6 +88,9 @@ def test_time_sliced_share_sets_the_utilization_fraction():
     assert s.max_num_batched_tokens == 8192
     assert s.cpu_request_millicores == 3000  # 2000 + 4000 x 1/4
     assert s.model_cache_bytes == 0 and s.startup_seconds_estimate == 61  # nothing to download
+    # co-tenants share the memory this pod sees: the KV cache is fixed in bytes, no start-up profiling estimate
+    assert s.kv_cache_memory_bytes == s.kv_cache_tokens * 114688
+    assert "--kv-cache-memory-bytes" in " ".join(s.explain())
 
 
 def test_mig_slice_uses_its_own_memory():
@@ -102,6 +105,7 @@ def test_mig_slice_uses_its_own_memory():
     assert s.gpu_memory_utilization == 0.82  # (10 GB - 1 GiB) x 0.92 / 10 GB = 0.821
     assert s.usable_bytes == int((10e9 - GIB) * 0.92)
     assert s.cpu_request_millicores == 2600  # 2000 + 4000/7 rounded up to 100m
+    assert s.kv_cache_memory_bytes is None  # a MIG slice's memory is its own: vLLM's profiling sizes the KV cache
 
 
 def test_a_slice_the_model_cannot_fit_is_refused_with_the_numbers():
