@@ -703,6 +703,16 @@ class Runner:
                 f"MIG 1g.10gb budget {mig_gib:.2f} GiB of {total_gib:.1f} GiB, KV cache fixed at {kv_bytes} B",
                 together=True,
             )
+        elif name == "pack-l4q-now":  # dev's 4 variants as rendered now (fixed KV cache), at the L4 quarter, together
+            a = f["dev"]["retrieval"]["vllm_args"]
+            gib = 22.49 * float(flag(a, "--gpu-memory-utilization"))
+            self.pack(
+                name, a, gib / total_gib, [4], f"L4 quarter budget {gib:.2f} GiB of {total_gib:.1f} GiB", together=True
+            )
+        elif name == "mig-now":  # prod's retrieval flags as rendered now (recalibrated fraction), one server
+            a = f["prod"]["retrieval"]["vllm_args"]
+            gib = 9.31 * float(flag(a, "--gpu-memory-utilization"))
+            self.pack(name, a, gib / total_gib, [1], f"MIG 1g.10gb at the rendered fraction: {gib:.2f} GiB")
         elif name == "pack-dev":  # the dev stack's time-sliced fraction as rendered (0.23), N = 1, 2, 4
             a = f["dev"]["retrieval"]["vllm_args"]
             self.pack(
