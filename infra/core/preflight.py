@@ -427,15 +427,13 @@ def check_metrics_apis(req: Requirements, snapshot: Mapping[str, Any]) -> list[F
         names = ", ".join(s["metadata"]["name"] for s in services)
         if not available:
             c = _condition(services[0], "Available")
+            why = ": ".join(x for x in (c.get("reason", "no Available condition"), c.get("message", "")) if x)
             findings.append(
                 Finding(
                     "metrics-api",
                     subject,
                     FAIL,
-                    f"APIService {names} is not Available ({c.get('reason', 'no condition')}: {c.get('message', '')})".rstrip(
-                        ": )"
-                    )
-                    + ")",
+                    f"APIService {names} is not Available ({why})",
                     f"`kubectl get apiservice {services[0]['metadata']['name']} -o yaml` names the backing Service: "
                     "make its pods run and be reachable from the API server",
                 )
@@ -686,6 +684,12 @@ def check_priority_classes(req: Requirements, snapshot: Mapping[str, Any]) -> li
     return findings
 
 
+def _pss(labels: Mapping[str, str]) -> str:
+    """Pod Security labels, short: "enforce=restricted, warn=restricted" (the -version labels left out)."""
+    modes = {k.removeprefix(PSS_PREFIX): v for k, v in labels.items() if not k.endswith("-version")}
+    return ", ".join(f"{k}={v}" for k, v in sorted(modes.items())) or "none"
+
+
 def check_namespace(req: Requirements, snapshot: Mapping[str, Any]) -> list[Finding]:
     subject = req.namespace
     unknown = _unknown("namespace", subject, snapshot, "namespace")
@@ -693,7 +697,7 @@ def check_namespace(req: Requirements, snapshot: Mapping[str, Any]) -> list[Find
         return [unknown]
     ns = snapshot.get("namespace")
     wanted = dict(req.namespace_labels or {})
-    shown = ", ".join(f"{k.removeprefix(PSS_PREFIX)}={v}" for k, v in sorted(wanted.items())) or "none"
+    shown = _pss(wanted)
     if ns is None:
         if req.namespace_labels is None:
             return [
@@ -718,7 +722,7 @@ def check_namespace(req: Requirements, snapshot: Mapping[str, Any]) -> list[Find
             )
         ]
     have = {k: v for k, v in (ns["metadata"].get("labels") or {}).items() if k.startswith(PSS_PREFIX)}
-    have_shown = ", ".join(f"{k.removeprefix(PSS_PREFIX)}={v}" for k, v in sorted(have.items())) or "none"
+    have_shown = _pss(have)
     if req.namespace_labels is None:
         if have.get(f"{PSS_PREFIX}enforce") == "restricted":
             return [Finding("namespace", subject, OK, f"exists, Pod Security {have_shown}")]
