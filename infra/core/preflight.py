@@ -20,6 +20,7 @@ Pure. Two steps, both plain data in and out:
       priorityClasses   [names]
       namespace         the Namespace object, or None when it does not exist
       secrets           {name: [data keys]} of the stack's namespace
+      storageClasses    [StorageClass objects]: metadata.name and annotations
       errors            {key: why it could not be read}: any key above listed here gives `unknown` findings
 
 Nothing here names a vendor, a resource or a label: selectors, tolerations and resource names come from the
@@ -93,7 +94,7 @@ PSS_PREFIX = "pod-security.kubernetes.io/"
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # api | crd | metrics-api | custom-metric | nodes | capacity | priority-class | namespace | secret
+    check: str  # api | crd | metrics-api | custom-metric | nodes | capacity | priority-class | namespace | secret | storage-class
     subject: str
     status: str  # ok | warn | fail | unknown
     found: str
@@ -145,6 +146,7 @@ class Requirements:
     namespace_labels: Mapping[str, str] | None  # the Pod Security labels of the stack's Namespace; None: not created
     priority_classes_created: frozenset[str]
     secrets: tuple[SecretNeed, ...]
+    claims: tuple[tuple[str, str], ...] = ()  # (PersistentVolumeClaim, its storageClassName or "" for the default)
     pool_config_path: Mapping[str, str] = field(default_factory=dict)  # pool -> "pools.<name>" for fixes
 
     @property
@@ -344,6 +346,13 @@ def requirements(plan: Plan, objects: Iterable[Mapping[str, Any]], sink: str = "
         namespace_labels=ns_labels,
         priority_classes_created=created_pcs,
         secrets=secrets,
+        claims=tuple(
+            sorted(
+                (o["metadata"]["name"], (o.get("spec") or {}).get("storageClassName") or "")
+                for o in objects
+                if o["kind"] == "PersistentVolumeClaim"
+            )
+        ),
         pool_config_path={p: f"pools.{p}" for p in plan.config.pools},
     )
 
@@ -785,6 +794,53 @@ def check_secrets(req: Requirements, snapshot: Mapping[str, Any]) -> list[Findin
     return findings
 
 
+DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
+
+
+def check_storage_classes(req: Requirements, snapshot: Mapping[str, Any]) -> list[Finding]:
+    """The weights PersistentVolumeClaim binds only through its StorageClass, or the cluster's default one when it
+    names none (https://kubernetes.io/docs/concepts/storage/storage-classes/#default-storageclass)."""
+    findings = []
+    classes = {c["metadata"]["name"]: c for c in snapshot.get("storageClasses") or []}
+    for claim, name in req.claims:
+        subject = name or f"default (for {claim})"
+        unknown = _unknown("storage-class", subject, snapshot, "storageClasses")
+        if unknown:
+            findings.append(unknown)
+        elif name and name in classes:
+            findings.append(Finding("storage-class", subject, OK, f"exists (PersistentVolumeClaim {claim})"))
+        elif name:
+            findings.append(
+                Finding(
+                    "storage-class",
+                    subject,
+                    FAIL,
+                    f"does not exist: PersistentVolumeClaim {claim} would stay Pending",
+                    f"create StorageClass {name}, or set weights.pvcStorageClass to one of: "
+                    f"{', '.join(sorted(classes)) or '(the cluster has none)'}",
+                )
+            )
+        else:
+            default = [
+                n
+                for n, c in classes.items()
+                if (c["metadata"].get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"
+            ]
+            findings.append(
+                Finding("storage-class", subject, OK, f"{default[0]} is the default")
+                if default
+                else Finding(
+                    "storage-class",
+                    subject,
+                    FAIL,
+                    f"no default StorageClass: PersistentVolumeClaim {claim} names none and would stay Pending",
+                    "set weights.pvcStorageClass, or mark a class default "
+                    f"(annotation {DEFAULT_CLASS_ANNOTATION}=true)",
+                )
+            )
+    return findings
+
+
 def evaluate(req: Requirements, snapshot: Mapping[str, Any]) -> list[Finding]:
     return [
         *check_kinds(req, snapshot),
@@ -794,6 +850,7 @@ def evaluate(req: Requirements, snapshot: Mapping[str, Any]) -> list[Finding]:
         *check_priority_classes(req, snapshot),
         *check_namespace(req, snapshot),
         *check_secrets(req, snapshot),
+        *check_storage_classes(req, snapshot),
     ]
 
 

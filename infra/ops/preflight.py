@@ -15,6 +15,7 @@ of the current kube context (or --kubeconfig / --context), read-only:
   priority-class  the pods' PriorityClass exists, or the stack creates it
   namespace       absent (the stack creates it), or present with the stack's Pod Security labels
   secret          every Secret the pods reference exists with its keys (or `pulumi up` creates it)
+  storage-class   the weights PersistentVolumeClaim's StorageClass exists (or a default one, when it names none)
 
 One line per finding: status (ok, warn, fail, unknown = could not check), check, subject, what was found and
 the fix. --json prints the same as one JSON object.
@@ -155,6 +156,15 @@ def snapshot(req: Requirements, client: Any) -> dict[str, Any]:
             out["secrets"] = (
                 {s.metadata.name: sorted((s.data or {}).keys()) for s in secrets} if secrets is not None else None
             )
+        classes = attempt(
+            "storageClasses",
+            lambda: k8s.StorageV1Api(client).list_storage_class(_request_timeout=REQUEST_TIMEOUT).items,
+        )
+        out["storageClasses"] = (
+            [{"metadata": {"name": c.metadata.name, "annotations": c.metadata.annotations or {}}} for c in classes]
+            if classes is not None
+            else None
+        )
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise ClusterUnreachable(f"cannot reach the API server {server}: {exc.__class__.__name__}: {exc}") from exc
     return out

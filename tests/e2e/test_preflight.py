@@ -139,6 +139,7 @@ def test_preflight_names_each_missing_prerequisite_and_passes_once_it_is_back(e2
         ("nodes", "pool gpu-h100-mig"),
         ("metrics-api", "external.metrics.k8s.io"),
         ("secret", "jina-embeddings-api-key"),
+        ("storage-class", "efs-sc"),
     }, prod["findings"]
     assert finding(prod, "crd", "keda.sh/v1alpha1 ScaledObject")["status"] == "ok"
 

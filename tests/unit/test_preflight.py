@@ -63,6 +63,8 @@ def healthy(req: pf.Requirements, plan: Plan) -> dict[str, Any]:
         "priorityClasses": sorted({w.priority_class for w in req.workloads}),
         "namespace": None,
         "secrets": {s.name: list(s.keys) for s in req.secrets},
+        "storageClasses": [{"metadata": {"name": n}} for _, n in req.claims if n]
+        + [{"metadata": {"name": "standard", "annotations": {pf.DEFAULT_CLASS_ANNOTATION: "true"}}}],
         "errors": {},
     }
 
@@ -370,3 +372,27 @@ def test_pod_secrets_cover_volumes_env_envfrom_and_pull_secrets_but_not_optional
         "imagePullSecrets": [{"name": "registry"}],
     }
     assert sorted(pf._pod_secrets(spec)) == [("api", "api-key"), ("bulk", ""), ("hf", "token"), ("registry", "")]
+
+
+def test_the_weights_claim_needs_its_storage_class_or_a_default_one():
+    plan, objects = rendered("prod")
+    req = req_of("prod")
+    assert [n for _, n in req.claims] == [plan.config.weights.pvc_storage_class] == ["efs-sc"]
+    snap = healthy(req, plan)
+    assert one(pf.evaluate(req, snap), "storage-class", "efs-sc").status == pf.OK
+    snap["storageClasses"] = [c for c in snap["storageClasses"] if c["metadata"]["name"] != "efs-sc"]
+    f = one(pf.evaluate(req, snap), "storage-class", "efs-sc")
+    assert f.status == pf.FAIL and "would stay Pending" in f.found and "one of: standard" in f.fix
+    unnamed = [copy.deepcopy(o) for o in objects]
+    for o in unnamed:
+        if o["kind"] == "PersistentVolumeClaim":
+            del o["spec"]["storageClassName"]
+    req_default = pf.requirements(plan, unnamed)
+    claim = req_default.claims[0][0]
+    assert (
+        one(pf.evaluate(req_default, snap), "storage-class", f"default (for {claim})").found
+        == "standard is the default"
+    )
+    snap["storageClasses"][0]["metadata"]["annotations"] = {}
+    f = one(pf.evaluate(req_default, snap), "storage-class", f"default (for {claim})")
+    assert f.status == pf.FAIL and "weights.pvcStorageClass" in f.fix
