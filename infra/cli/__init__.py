@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "infra.cli.alerts",
     "infra.cli.runbooks",
     "infra.cli.docs",
+    "infra.cli.preflight",
     "infra.cli.status",
     "infra.cli.smoke",
     "infra.cli.engine",

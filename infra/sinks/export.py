@@ -188,6 +188,8 @@ def env_readme(plan: Plan, object_paths: Iterable[str]) -> str:
         lines += ["- No Secret is referenced."]
     lines += [f"- {need.component}: {need.why}." for need in prerequisites(plan.config)]
     lines += [
+        f"- Check the cluster for all of the above: `python -m infra preflight --env {plan.env} --sink gitops` "
+        "(docs/operations.md).",
         "- In `gitops/*.yaml`: set the repository URL and the pinned commit (placeholders).",
         "",
         "## Objects",
