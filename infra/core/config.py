@@ -655,6 +655,7 @@ def _read_pool(r: _Reader, name: str, raw: Any) -> PoolConfig | None:
             "only AMD pools use a render group",
             f"pulumi config rm --path '{PROJECT}:{path}.renderGroupId'",
         )
+    before = len(r.problems)
     platform = r.string(raw, "platform", path, DEFAULT_PLATFORM[vendor], allowed=tuple(PLATFORMS))
     if PLATFORMS[platform].vendor != vendor:
         fits = [name for name, p in PLATFORMS.items() if p.vendor == vendor]
@@ -665,9 +666,10 @@ def _read_pool(r: _Reader, name: str, raw: Any) -> PoolConfig | None:
             f"{', '.join(fits)}",
             set_fix(f"{path}.platform", fits[0]),
         )
+    platform_ok = len(r.problems) == before  # else machineType is not judged against a platform the pool lacks
     machine_type = r.string(raw, "machineType", path, "")
     profile = PLATFORMS[platform]
-    if machine_type:
+    if machine_type and platform_ok:
         known = [m for m, t in MACHINE_TYPES.items() if t.cloud == profile.cloud and profile.cloud]
         machine = MACHINE_TYPES.get(machine_type)
         if machine is None or machine.cloud != profile.cloud or not profile.cloud:
