@@ -578,7 +578,10 @@ def _read_pool(r: _Reader, name: str, raw: Any) -> PoolConfig | None:
     raw = r.mapping(raw, path, POOL_KEYS)
     vendor = r.string(raw, "vendor", path, "nvidia", allowed=tuple(VENDORS))
     gpu_names = tuple(k for k, g in GPU_MODELS.items() if g.vendor == vendor)
-    gpu = r.string(raw, "gpu", path, gpu_names[0], allowed=tuple(GPU_MODELS))
+    # A known machine type implies the GPU and its count: the defaults (and fixes) of `gpu` and `gpusPerNode` follow it.
+    hint = MACHINE_TYPES.get(raw["machineType"]) if isinstance(raw.get("machineType"), str) else None
+    hint = hint if hint is not None and GPU_MODELS[hint.gpu].vendor == vendor else None
+    gpu = r.string(raw, "gpu", path, hint.gpu if hint else gpu_names[0], allowed=tuple(GPU_MODELS))
     if gpu in GPU_MODELS and GPU_MODELS[gpu].vendor != vendor:
         r.problem(
             f"{path}.gpu",
@@ -629,7 +632,7 @@ def _read_pool(r: _Reader, name: str, raw: Any) -> PoolConfig | None:
             Toleration(key=key, operator=operator, effect=effect, value=value if operator == "Equal" else None)
         )
     nodes = r.integer(raw, "nodes", path, 1, low=1, high=10000)
-    gpus_per_node = r.integer(raw, "gpusPerNode", path, 8, low=1, high=16)
+    gpus_per_node = r.integer(raw, "gpusPerNode", path, hint.gpus if hint else 8, low=1, high=16)
     render_gid = r.integer(raw, "renderGroupId", path, None, low=1, high=65535)
     default_tag = VENDORS[vendor].image_tag  # vendor is valid here: r.string falls back to the default
     image_tag = r.string(raw, "imageTag", path, default_tag)
@@ -666,7 +669,10 @@ def _read_pool(r: _Reader, name: str, raw: Any) -> PoolConfig | None:
             f"{', '.join(fits)}",
             set_fix(f"{path}.platform", fits[0]),
         )
-    platform_ok = len(r.problems) == before  # else machineType is not judged against a platform the pool lacks
+    # machineType is not judged against a platform, GPU or count the pool does not validly have (no invented problem)
+    platform_ok = len(r.problems) == before and not any(
+        p.path in (f"{path}.gpu", f"{path}.gpusPerNode") for p in r.problems
+    )
     machine_type = r.string(raw, "machineType", path, "")
     profile = PLATFORMS[platform]
     if machine_type and platform_ok:
