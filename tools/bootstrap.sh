@@ -311,6 +311,7 @@ crds_list() {  # name module version subdir file... ('*' = every yaml in subdir)
        "kustomize.toolkit.fluxcd.io_kustomizations.yaml"
   echo "flux-source-controller $FLUX_SOURCE_CONTROLLER_MODULE $FLUX_SOURCE_CONTROLLER_VERSION config/crd/bases" \
        "source.toolkit.fluxcd.io_gitrepositories.yaml"
+  echo "karpenter $KARPENTER_MODULE $KARPENTER_VERSION pkg/apis/crds karpenter.sh_nodeoverlays.yaml"
 }
 crds_check() {
   local - name mod ver sub files f; set -f   # no globbing of the '*' marker

@@ -1,49 +1,32 @@
 """Accelerator profiles as data: GPU vendors, GPU models and the slices a pod can ask for.
 
 Differences between NVIDIA and AMD, and between a whole GPU, a MIG profile, time-sliced replicas and
-an AMD compute partition, live in these tables and nowhere else. Sources: research notes
-anchors-features.md "(b) Facts we must get exactly right" (GFD labels, device-plugin resource
-names, AMD node labeller) and reliability-security.md §2.3 (what a GPU pod needs for PSS).
+an AMD compute partition, live in these tables and nowhere else; what a slice is called on a cluster (its
+extended resource, node labels and taints) is the platform's (infra.core.platforms).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from infra.core.platforms import PlatformError, platform_for
+from infra.core.platforms import Toleration as Toleration  # re-exported: release.py and older callers import it here
+
 MIB = 1024**2
 GIB = 1024**3
 
 
 @dataclass(frozen=True)
-class Toleration:
-    key: str
-    operator: str = "Exists"  # Exists | Equal
-    effect: str = "NoSchedule"  # NoSchedule | PreferNoSchedule | NoExecute
-    value: str | None = None
-
-    def manifest(self) -> dict:
-        out = {"key": self.key, "operator": self.operator, "effect": self.effect}
-        if self.value is not None:
-            out["value"] = self.value
-        return out
-
-
-@dataclass(frozen=True)
 class VendorProfile:
-    """What changes with the GPU vendor: image, device-plugin resource prefix, node labels, taints and
-    the pod security settings the vendor's device nodes need."""
+    """What changes with the GPU vendor: image, device-plugin resource prefix and the pod security settings the
+    vendor's device nodes need. Resource names, node labels and taints depend on the platform as well
+    (infra.core.platforms)."""
 
     name: str
     image_repository: str
     # vLLM >= 0.32.0 fixes the pooling hang for inputs of exactly max_model_len (vllm#55427).
     image_tag: str
     whole_gpu_resource: str
-    # Label every GPU node of the vendor carries (GPU Operator / NFD), used as the base node selector.
-    presence_label: tuple[str, str]
-    # Label key whose value names the GPU model (GFD nvidia.com/gpu.product, AMD node labeller).
-    product_label_key: str
-    # The NoSchedule taint GPU node pools conventionally carry; the pods tolerate it.
-    default_toleration: Toleration
     # Non-root processes need the host's `video` (44) and `render` groups to open /dev/kfd and
     # /dev/dri/renderD* on AMD (ROCm/k8s-device-plugin#39); NVIDIA device nodes are world-rw.
     needs_render_groups: bool
@@ -62,9 +45,6 @@ VENDORS: dict[str, VendorProfile] = {
         image_repository="vllm/vllm-openai",
         image_tag="v0.33.0",
         whole_gpu_resource="nvidia.com/gpu",
-        presence_label=("nvidia.com/gpu.present", "true"),
-        product_label_key="nvidia.com/gpu.product",
-        default_toleration=Toleration(key="nvidia.com/gpu"),
         needs_render_groups=False,
         read_only_root_default=False,
     ),
@@ -73,9 +53,6 @@ VENDORS: dict[str, VendorProfile] = {
         image_repository="vllm/vllm-openai-rocm",
         image_tag="v0.33.0",
         whole_gpu_resource="amd.com/gpu",
-        presence_label=("feature.node.kubernetes.io/amd-gpu", "true"),
-        product_label_key="amd.com/gpu.product-name",
-        default_toleration=Toleration(key="amd.com/gpu"),
         needs_render_groups=True,
         read_only_root_default=True,
     ),
@@ -157,7 +134,7 @@ SLICE_KINDS = ("whole", "mig", "time-sliced", "amd-cpx")
 @dataclass(frozen=True)
 class GpuSlice:
     """What one pod gets: the resource it asks for, the memory it may plan on, the share of one GPU's
-    compute, and the node labels that identify nodes offering this slice."""
+    compute, and the node labels that identify nodes offering this slice (both from the pool's platform)."""
 
     kind: str
     resource_name: str
@@ -167,13 +144,14 @@ class GpuSlice:
     visible_memory_bytes: int
     compute_share: float
     per_gpu: int  # pods of this slice one physical GPU holds
+    # The platform's node labels for this GPU and slice (vendor presence and model included).
     node_labels: tuple[tuple[str, str], ...]
     description: str
 
 
 class SliceError(ValueError):
-    """A slice the GPU cannot offer. `field` is the pool key to change and `example` a value that works,
-    so config validation can print a `pulumi config set` that fixes it."""
+    """A slice the GPU (or its platform) cannot offer. `field` is the pool key to change and `example` a value
+    that works, so config validation can print a `pulumi config set` that fixes it."""
 
     def __init__(self, message: str, field: str, example: str | int):
         super().__init__(message)
@@ -181,20 +159,10 @@ class SliceError(ValueError):
         self.example = example
 
 
-def gpu_slice(gpu: GpuModel, kind: str, *, mig_profile: str = "", shared_replicas: int = 0) -> GpuSlice:
-    """Build the slice a pool offers. Raises SliceError naming the allowed values on bad input."""
-    vendor = VENDORS[gpu.vendor]
+def _geometry(gpu: GpuModel, kind: str, mig_profile: str, shared_replicas: int) -> tuple[int, int, float, int, str]:
+    """(memory budget, visible memory, compute share, per GPU, description) of a slice. Raises SliceError."""
     if kind == "whole":
-        return GpuSlice(
-            kind,
-            vendor.whole_gpu_resource,
-            gpu.memory_bytes,
-            gpu.memory_bytes,
-            1.0,
-            1,
-            (),
-            f"one whole {gpu.product_label}",
-        )
+        return gpu.memory_bytes, gpu.memory_bytes, 1.0, 1, f"one whole {gpu.product_label}"
     if kind == "mig":
         if not gpu.mig_profiles:
             raise SliceError(f"{gpu.key} has no MIG; use slice 'whole'", "slice", "whole")
@@ -206,15 +174,13 @@ def gpu_slice(gpu: GpuModel, kind: str, *, mig_profile: str = "", shared_replica
             )
         compute_slices = int(mig_profile.split("g.")[0])
         memory = int(mig_profile.split("g.")[1].removesuffix("gb")) * 10**9  # nominal GB, conservative
-        return GpuSlice(
-            kind,
-            f"nvidia.com/mig-{mig_profile}",
+        per_gpu = _MIG_PER_GPU[mig_profile]
+        return (
             memory,
             memory,
             compute_slices / 7,
-            _MIG_PER_GPU[mig_profile],
-            (("nvidia.com/mig.strategy", "mixed"),),
-            f"MIG {mig_profile} of a {gpu.product_label} ({_MIG_PER_GPU[mig_profile]} per GPU)",
+            per_gpu,
+            f"MIG {mig_profile} of a {gpu.product_label} ({per_gpu} per GPU)",
         )
     if kind == "time-sliced":
         if gpu.vendor != "nvidia":
@@ -227,14 +193,11 @@ def gpu_slice(gpu: GpuModel, kind: str, *, mig_profile: str = "", shared_replica
             raise SliceError(f"time-sliced pools need sharedReplicas >= 2, got {shared_replicas}", "sharedReplicas", 4)
         # Time-slicing shares compute but does not isolate memory: each replica must stay inside an
         # equal share, which the sizing enforces through --gpu-memory-utilization.
-        return GpuSlice(
-            kind,
-            "nvidia.com/gpu.shared",
+        return (
             gpu.memory_bytes // shared_replicas,
             gpu.memory_bytes,
             1.0 / shared_replicas,
             shared_replicas,
-            (("nvidia.com/gpu.sharing-strategy", "time-slicing"), ("nvidia.com/gpu.replicas", str(shared_replicas))),
             f"1/{shared_replicas} of a time-sliced {gpu.product_label}",
         )
     if kind == "amd-cpx":
@@ -242,15 +205,34 @@ def gpu_slice(gpu: GpuModel, kind: str, *, mig_profile: str = "", shared_replica
             raise SliceError(f"{gpu.key} has no CPX compute partitioning; use slice 'whole'", "slice", "whole")
         # NPS4 splits memory into 4 quadrants of 48 GB; two CPX partitions share one, 24 GB each.
         memory = gpu.memory_bytes // gpu.cpx_partitions
-        return GpuSlice(
-            kind,
-            "amd.com/gpu",
+        return (
             memory,
             memory,
             1.0 / gpu.cpx_partitions,
             gpu.cpx_partitions,
-            # ROCm node labeller: amd.com/compute-memory-partition = <compute>_<memory> mode.
-            (("amd.com/compute-memory-partition", "cpx_nps4"),),
             f"CPX partition of an {gpu.product_label} ({gpu.cpx_partitions} per GPU)",
         )
     raise SliceError(f"unknown slice kind {kind!r}; allowed: {', '.join(SLICE_KINDS)}", "slice", "whole")
+
+
+def gpu_slice(
+    gpu: GpuModel, kind: str, *, mig_profile: str = "", shared_replicas: int = 0, platform: str = ""
+) -> GpuSlice:
+    """Build the slice a pool offers on `platform` (default: the GPU vendor's operator). Raises SliceError naming
+    the allowed values on bad input."""
+    memory, visible, share, per_gpu, description = _geometry(gpu, kind, mig_profile, shared_replicas)
+    profile = platform_for(platform, gpu.vendor)
+    try:
+        profile.check(gpu.key, kind)
+    except PlatformError as exc:
+        raise SliceError(str(exc), exc.field, exc.example) from exc
+    return GpuSlice(
+        kind,
+        profile.resource_name(kind, mig_profile),
+        memory,
+        visible,
+        share,
+        per_gpu,
+        profile.node_labels(gpu.key, gpu.product_label, kind, mig_profile, shared_replicas),
+        description,
+    )

@@ -45,7 +45,6 @@ from infra.core.accelerators import (
     GpuModel,
     GpuSlice,
     SliceError,
-    Toleration,
     gpu_slice,
 )
 from infra.core.catalog import (
@@ -56,6 +55,7 @@ from infra.core.catalog import (
     default_served_model_name,
 )
 from infra.core.names import PROJECT
+from infra.core.platforms import DEFAULT_PLATFORM, MACHINE_TYPES, PLATFORMS, PlatformProfile, Toleration
 from infra.core.sensitive import is_secret_key, looks_like_secret, redact_text
 
 AUTOSCALING_METRICS = ("cpu", "queue", "keda")
@@ -115,6 +115,12 @@ class PoolConfig:
     render_group_id: int | None  # AMD only: the host's `render` group id
     image_tag: str
     read_only_root_filesystem: bool  # default: the vendor's (infra.core.accelerators VendorProfile)
+    platform_name: str = ""  # infra.core.platforms; "" = the vendor's operator (DEFAULT_PLATFORM)
+    machine_type: str = ""  # a MACHINE_TYPES name: selected on, and the pods' requests checked against it
+
+    @property
+    def platform(self) -> PlatformProfile:
+        return PLATFORMS[self.platform_name or DEFAULT_PLATFORM[self.vendor]]
 
     @property
     def gpu_model(self) -> GpuModel:
@@ -123,25 +129,26 @@ class PoolConfig:
     @property
     def slice(self) -> GpuSlice:
         return gpu_slice(
-            self.gpu_model, self.slice_kind, mig_profile=self.mig_profile, shared_replicas=self.shared_replicas
+            self.gpu_model,
+            self.slice_kind,
+            mig_profile=self.mig_profile,
+            shared_replicas=self.shared_replicas,
+            platform=self.platform.name,
         )
 
     @property
     def full_node_selector(self) -> dict[str, str]:
-        """Vendor presence label, GPU product label, the slice's labels, then the stack's extras."""
-        vendor = VENDORS[self.vendor]
-        labels = {
-            vendor.presence_label[0]: vendor.presence_label[1],
-            vendor.product_label_key: self.gpu_model.product_label,
-        }
-        labels.update(dict(self.slice.node_labels))
+        """The platform's labels for the GPU and slice, the machine type, then the stack's extras."""
+        labels = dict(self.slice.node_labels)
+        if self.machine_type:
+            labels["node.kubernetes.io/instance-type"] = self.machine_type
         labels.update(dict(self.node_selector))
         return labels
 
     @property
     def full_tolerations(self) -> tuple[Toleration, ...]:
-        vendor_default = VENDORS[self.vendor].default_toleration
-        return (vendor_default,) + tuple(t for t in self.tolerations if t != vendor_default)
+        platform = self.platform.tolerations()
+        return platform + tuple(t for t in self.tolerations if t not in platform)
 
     @property
     def supplemental_groups(self) -> tuple[int, ...]:
@@ -452,6 +459,8 @@ class _Reader:
 
 POOL_KEYS = (
     "vendor",
+    "platform",
+    "machineType",
     "gpu",
     "slice",
     "migProfile",
@@ -569,7 +578,10 @@ def _read_pool(r: _Reader, name: str, raw: Any) -> PoolConfig | None:
     raw = r.mapping(raw, path, POOL_KEYS)
     vendor = r.string(raw, "vendor", path, "nvidia", allowed=tuple(VENDORS))
     gpu_names = tuple(k for k, g in GPU_MODELS.items() if g.vendor == vendor)
-    gpu = r.string(raw, "gpu", path, gpu_names[0], allowed=tuple(GPU_MODELS))
+    # A known machine type implies the GPU and its count: the defaults (and fixes) of `gpu` and `gpusPerNode` follow it.
+    hint = MACHINE_TYPES.get(raw["machineType"]) if isinstance(raw.get("machineType"), str) else None
+    hint = hint if hint is not None and GPU_MODELS[hint.gpu].vendor == vendor else None
+    gpu = r.string(raw, "gpu", path, hint.gpu if hint else gpu_names[0], allowed=tuple(GPU_MODELS))
     if gpu in GPU_MODELS and GPU_MODELS[gpu].vendor != vendor:
         r.problem(
             f"{path}.gpu",
@@ -620,7 +632,7 @@ def _read_pool(r: _Reader, name: str, raw: Any) -> PoolConfig | None:
             Toleration(key=key, operator=operator, effect=effect, value=value if operator == "Equal" else None)
         )
     nodes = r.integer(raw, "nodes", path, 1, low=1, high=10000)
-    gpus_per_node = r.integer(raw, "gpusPerNode", path, 8, low=1, high=16)
+    gpus_per_node = r.integer(raw, "gpusPerNode", path, hint.gpus if hint else 8, low=1, high=16)
     render_gid = r.integer(raw, "renderGroupId", path, None, low=1, high=65535)
     default_tag = VENDORS[vendor].image_tag  # vendor is valid here: r.string falls back to the default
     image_tag = r.string(raw, "imageTag", path, default_tag)
@@ -646,6 +658,44 @@ def _read_pool(r: _Reader, name: str, raw: Any) -> PoolConfig | None:
             "only AMD pools use a render group",
             f"pulumi config rm --path '{PROJECT}:{path}.renderGroupId'",
         )
+    before = len(r.problems)
+    platform = r.string(raw, "platform", path, DEFAULT_PLATFORM[vendor], allowed=tuple(PLATFORMS))
+    if PLATFORMS[platform].vendor != vendor:
+        fits = [name for name, p in PLATFORMS.items() if p.vendor == vendor]
+        r.problem(
+            f"{path}.platform",
+            platform,
+            f"is an {PLATFORMS[platform].vendor} platform but the pool's vendor is {vendor}; {vendor} platforms: "
+            f"{', '.join(fits)}",
+            set_fix(f"{path}.platform", fits[0]),
+        )
+    # machineType is not judged against a platform, GPU or count the pool does not validly have (no invented problem)
+    platform_ok = len(r.problems) == before and not any(
+        p.path in (f"{path}.gpu", f"{path}.gpusPerNode") for p in r.problems
+    )
+    machine_type = r.string(raw, "machineType", path, "")
+    profile = PLATFORMS[platform]
+    if machine_type and platform_ok:
+        known = [m for m, t in MACHINE_TYPES.items() if t.cloud == profile.cloud and profile.cloud]
+        machine = MACHINE_TYPES.get(machine_type)
+        if machine is None or machine.cloud != profile.cloud or not profile.cloud:
+            r.problem(
+                f"{path}.machineType",
+                machine_type,
+                f"is not a machine type this bundle knows for platform {platform}; known: {', '.join(known)}"
+                if known
+                else f"platform {platform} has no machine types to check (machineType is for gke and eks-karpenter)",
+                set_fix(f"{path}.machineType", known[0]) if known else rm_fix(f"{path}.machineType"),
+            )
+        elif machine.gpu != gpu or machine.gpus != gpus_per_node:
+            fits = [m for m in known if MACHINE_TYPES[m].gpu == gpu and MACHINE_TYPES[m].gpus == gpus_per_node]
+            r.problem(
+                f"{path}.machineType",
+                machine_type,
+                f"has {machine.gpus} x {machine.gpu}, but the pool has gpusPerNode {gpus_per_node} x {gpu}"
+                + (f"; machine types that match: {', '.join(fits)}" if fits else ""),
+                set_fix(f"{path}.machineType", fits[0]) if fits else set_fix(f"{path}.gpusPerNode", machine.gpus),
+            )
     if len(r.problems) > count:
         return None
     pool = PoolConfig(
@@ -662,6 +712,8 @@ def _read_pool(r: _Reader, name: str, raw: Any) -> PoolConfig | None:
         render_gid,
         image_tag,
         r.boolean(raw, "readOnlyRootFilesystem", path, VENDORS[vendor].read_only_root_default),
+        platform,
+        machine_type,
     )
     try:
         _ = pool.slice  # raises SliceError for a slice the GPU cannot offer

@@ -49,6 +49,7 @@ CLUSTER_SCOPED_KINDS = frozenset(
     {
         "Namespace",
         "PriorityClass",
+        "NodeOverlay",  # karpenter.sh/v1alpha1 (infra.core.platforms)
         "StorageClass",
         "PersistentVolume",
         "CustomResourceDefinition",

@@ -16,7 +16,7 @@ from infra.core.names import release_name
 from infra.core.paths import CHART_PATH, REPO_ROOT
 from infra.core.platform_objects import platform_objects
 from infra.core.release import ReleaseSpec, release_spec
-from infra.core.sizing import Sizing, SizingConstants, fit_problems
+from infra.core.sizing import Sizing, SizingConstants, fit_problems, node_fit_problems
 from infra.core.stackfile import load_stack
 
 
@@ -76,9 +76,9 @@ class Plan:
 
 
 def build(cfg: StackConfig, constants: SizingConstants) -> Plan:
-    """The plan of a valid stack config. Raises ConfigError when a variant's slice cannot hold the model
-    (infra.core.sizing.fit_problems): nothing is planned from it."""
-    problems = fit_problems(cfg, constants)
+    """The plan of a valid stack config. Raises ConfigError when a variant's slice cannot hold the model, or a pool's
+    machine type cannot hold its pods (infra.core.sizing.fit_problems, node_fit_problems): nothing is planned from it."""
+    problems = fit_problems(cfg, constants) + node_fit_problems(cfg, constants)
     if problems:
         raise ConfigError(cfg.env, problems)
     releases = []

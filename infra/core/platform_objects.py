@@ -323,12 +323,28 @@ def grafana_dashboard(cfg: StackConfig) -> list[dict[str, Any]]:
     return [dashboard_configmap(cfg, {**common_labels(cfg.env), "app.kubernetes.io/component": "dashboard"})]
 
 
+def gpu_platform_objects(cfg: StackConfig) -> list[dict[str, Any]]:
+    """What the pools' GPU platforms need from this stack to schedule it (infra.core.platforms), e.g. the Karpenter
+    NodeOverlay that tells Karpenter's AWS provider a node's count of a MIG resource."""
+    objects = []
+    for pool in cfg.pools.values():
+        for obj in pool.platform.cluster_objects(pool):
+            meta = obj["metadata"]
+            meta["labels"] = {
+                **common_labels(cfg.env),
+                "app.kubernetes.io/component": "gpu-platform",
+                **meta.get("labels", {}),
+            }
+            objects.append(obj)
+    return objects
+
+
 def platform_objects(cfg: StackConfig) -> list[dict[str, Any]]:
     objects = [namespace(cfg), service_account(cfg)]
     pc = priority_class(cfg)
     if pc is not None:
         objects.append(pc)
-    objects += network_policies(cfg) + weights_volume(cfg) + grafana_dashboard(cfg)
+    objects += gpu_platform_objects(cfg) + network_policies(cfg) + weights_volume(cfg) + grafana_dashboard(cfg)
     for obj in objects:  # every platform object before the weights Job, in Argo CD's sync order
         annotations = obj["metadata"].setdefault("annotations", {})
         annotations.setdefault(ARGO_SYNC_WAVE, PLATFORM_WAVE)

@@ -20,30 +20,8 @@ class Prerequisite:
 
 def prerequisites(cfg: StackConfig) -> list[Prerequisite]:
     needs: list[Prerequisite] = []
-    for pool in cfg.pools.values():
-        slice_ = pool.slice
-        if pool.vendor == "nvidia":
-            why = (
-                f"pool `{pool.name}` asks for `{slice_.resource_name}` and selects nodes by the GPU Feature Discovery "
-                "labels `nvidia.com/gpu.present` and `nvidia.com/gpu.product`"
-            )
-            if slice_.kind == "mig":
-                why += f"; MIG with the `mixed` strategy and the `{pool.mig_profile}` profile on the pool's GPUs"
-            if slice_.kind == "time-sliced":
-                why += f"; time-slicing with {pool.shared_replicas} replicas per GPU, renamed `nvidia.com/gpu.shared`"
-            needs.append(Prerequisite("NVIDIA GPU Operator (device plugin + GPU Feature Discovery)", why))
-        else:
-            why = (
-                f"pool `{pool.name}` asks for `{slice_.resource_name}` and selects nodes by the node labeller's "
-                "`amd.com/gpu.product-name`"
-            )
-            if slice_.kind == "amd-cpx":
-                why += (
-                    "; GPUs partitioned CPX/NPS4, and the node labeller run with the `compute-memory-partition` "
-                    "argument (the GPU Operator's DeviceConfig spec.devicePlugin.nodeLabellerArguments), without which "
-                    "the label `amd.com/compute-memory-partition=cpx_nps4` the pods select on does not exist"
-                )
-            needs.append(Prerequisite("AMD GPU Operator (device plugin + node labeller)", why))
+    for pool in cfg.pools.values():  # what the pool's GPU platform needs (infra.core.platforms)
+        needs += [Prerequisite(p.component, p.why) for p in pool.platform.prerequisites(pool)]
     autoscaled = any(v.autoscaled for v in cfg.variants.values())
     metric = cfg.autoscaling.metric
     if autoscaled and metric == "cpu":

@@ -21,6 +21,7 @@ from infra.core.config import (
     WeightsConfig,
     set_fix,
 )
+from infra.core.platforms import DAEMONSET_CPU_MILLICORES, DAEMONSET_MEMORY_BYTES, MACHINE_TYPES, MachineType
 
 # Measured with vLLM 0.25 on an H200 (bench/results/vllm-0.25.0-nvidia-h200.json, docs/gpu-results.md):
 # - its piecewise CUDA graphs took 0.24 GiB ("Graph capturing finished ... 0.24 GiB");
@@ -347,4 +348,47 @@ def fit_problems(cfg: StackConfig, c: SizingConstants) -> list[Problem]:
                     else f"{set_fix(f'variants.{variant.name}.pool', 'gpu-pool')}   # after adding a pool with a larger slice"
                 )
             problems.append(Problem(f"variants.{variant.name}.pool", variant.pool, str(exc), fix))
+    return problems
+
+
+def node_fit_problems(cfg: StackConfig, c: SizingConstants) -> list[Problem]:
+    """Pools whose named machine type cannot hold the most pods this stack can put on one node (the node's slices, or
+    the pool's variants' summed maxReplicas if fewer), each with the pool's largest CPU and memory request, against
+    the platform's allocatable less a DaemonSet budget (infra.core.platforms). A pool without `machineType` is not
+    checked."""
+    problems = []
+    for pool in cfg.pools.values():
+        variants = [v for v in cfg.variants.values() if v.pool == pool.name]
+        if not pool.machine_type or not variants:
+            continue
+        sizes = [size(sizing_request(v, pool.slice, cfg.weights), c) for v in variants]
+        pods = min(pool.gpus_per_node * pool.slice.per_gpu, sum(v.max_replicas for v in variants))
+        cpu = pods * max(s.cpu_request_millicores for s in sizes)
+        memory = pods * max(s.memory_bytes for s in sizes)
+
+        def fits(machine: MachineType, cpu: int = cpu, memory: int = memory) -> bool:
+            alloc_cpu, alloc_memory = pool.platform.allocatable(machine)
+            return cpu <= alloc_cpu - DAEMONSET_CPU_MILLICORES and memory <= alloc_memory - DAEMONSET_MEMORY_BYTES
+
+        machine = MACHINE_TYPES[pool.machine_type]
+        if fits(machine):
+            continue
+        alloc_cpu, alloc_memory = pool.platform.allocatable(machine)
+        larger = [
+            m.name
+            for m in sorted(MACHINE_TYPES.values(), key=lambda m: (m.vcpus, m.memory_bytes))
+            if m.cloud == machine.cloud and m.gpu == machine.gpu and m.gpus == machine.gpus and fits(m)
+        ]
+        problems.append(
+            Problem(
+                f"pools.{pool.name}.machineType",
+                pool.machine_type,
+                f"up to {pods} pods on one node request {cpu}m CPU and {_gib(memory)} memory, but a {machine.name} node "
+                f"has {alloc_cpu}m and {_gib(alloc_memory)} allocatable on {pool.platform.name}, less "
+                f"{DAEMONSET_CPU_MILLICORES}m and {_gib(DAEMONSET_MEMORY_BYTES)} for DaemonSets",
+                set_fix(f"pools.{pool.name}.machineType", larger[0])
+                if larger
+                else "lower the pool's variants' maxReplicas (or replicas), or pick a machine type with more CPUs and memory",
+            )
+        )
     return problems

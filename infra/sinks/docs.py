@@ -33,6 +33,7 @@ from infra.core.catalog import SERVING_MODES
 from infra.core.names import PROJECT
 from infra.core.paths import CHART_PATH, REPO_ROOT
 from infra.core.plan import build_for_env, measured_constants
+from infra.core.platforms import MACHINE_TYPES, PLATFORMS
 from infra.core.sizing import (
     LARGE_BATCHED_TOKENS,
     MAX_NUM_SEQS,
@@ -143,6 +144,8 @@ def _key_docs() -> dict[str, KeyDoc]:
     vendors = ", ".join(f"`{v}`" for v in VENDORS)
     gpus = ", ".join(f"`{g}`" for g in GPU_MODELS)
     slices = ", ".join(f"`{s}`" for s in SLICE_KINDS)
+    platforms = ", ".join(f"`{p}`" for p in PLATFORMS)
+    machines = ", ".join(f"`{m}`" for m in MACHINE_TYPES)
     modes = ", ".join(f"`{m}`" for m in SERVING_MODES)
     min_tag = "v" + ".".join(map(str, c.MIN_VLLM_VERSION))
 
@@ -169,6 +172,18 @@ def _key_docs() -> dict[str, KeyDoc]:
             f"longest input in tokens, {c.MIN_MAX_MODEL_LEN} to {c.MAX_MAX_MODEL_LEN}; default of every variant",
         ),
         "pools.<pool>.vendor": KeyDoc(lambda s: pool(s).vendor, f"GPU vendor: {vendors}"),
+        "pools.<pool>.platform": KeyDoc(
+            lambda s: pool(s).platform_name,
+            f"what runs on the nodes to expose the GPUs ({platforms}): it decides the resource names, node labels, "
+            "tolerations and cluster prerequisites ([docs/platforms.md](platforms.md)); default: `gpu-operator` "
+            "(NVIDIA), `amd-gpu-operator` (AMD)",
+        ),
+        "pools.<pool>.machineType": KeyDoc(
+            lambda s: pool(s).machine_type,
+            f"the nodes' machine type ({machines}): selected on (`node.kubernetes.io/instance-type`), and the pods' "
+            "CPU and memory requests are checked against its allocatable; `gke` and `eks-karpenter` only; default: "
+            "none (not checked)",
+        ),
         "pools.<pool>.gpu": KeyDoc(lambda s: pool(s).gpu, f"GPU model ({gpus}); default: the vendor's first"),
         "pools.<pool>.slice": KeyDoc(
             lambda s: pool(s).slice_kind,
@@ -177,10 +192,11 @@ def _key_docs() -> dict[str, KeyDoc]:
         "pools.<pool>.migProfile": KeyDoc(lambda s: pool(s).mig_profile, "MIG profile of slice `mig`, e.g. `1g.10gb`"),
         "pools.<pool>.sharedReplicas": KeyDoc(lambda s: pool(s).shared_replicas, "pods per GPU of slice `time-sliced`"),
         "pools.<pool>.nodeSelector": KeyDoc(
-            lambda s: dict(pool(s).node_selector), "node labels beyond the GPU profile's (cloud, node pool)"
+            lambda s: dict(pool(s).node_selector),
+            "node labels beyond the platform's (node pool, e.g. `karpenter.sh/nodepool`)",
         ),
         "pools.<pool>.tolerations": KeyDoc(
-            lambda s: pool(s).tolerations, "`{key, operator, value, effect}` beyond the vendor's GPU taint"
+            lambda s: pool(s).tolerations, "`{key, operator, value, effect}` beyond the platform's GPU taint"
         ),
         "pools.<pool>.nodes": KeyDoc(
             lambda s: pool(s).nodes, "nodes in the pool: the capacity check, capacity planning, the simulated cluster"

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from infra.core.names import CLUSTER_SCOPED_KINDS
 from infra.core.paths import REPO_ROOT
 from infra.sinks import export
 from infra.sinks.helm import effective_values, helm_values, template
@@ -217,7 +218,7 @@ def test_object_files_are_named_by_kind_and_name_and_carry_the_namespace(env, st
         obj = yaml.safe_load(path.read_text())
         where = path.relative_to(MANIFESTS)
         assert path.name == f"{obj['kind'].lower()}-{obj['metadata']['name']}.yaml", where
-        if obj["kind"] in ("Namespace", "PriorityClass"):
+        if obj["kind"] in CLUSTER_SCOPED_KINDS:  # Namespace, PriorityClass, NodeOverlay (eks-karpenter), ...
             assert "namespace" not in obj["metadata"], f"{where}: cluster-scoped object with a namespace"
         else:
             assert obj["metadata"].get("namespace") == namespace, (

@@ -24,7 +24,8 @@ from tests.conftest import STACKS, pin
 MANIFESTS = REPO_ROOT / "manifests"
 # Where each custom resource's CRD comes from: the upstream Go module that `tools/bootstrap.sh crds`
 # copies it out of (Argo CD: github.com/argoproj/argo-cd/v3 manifests/crds; Flux: github.com/fluxcd/
-# kustomize-controller and source-controller config/crd/bases; pins in tools/versions.env).
+# kustomize-controller and source-controller config/crd/bases; Karpenter: sigs.k8s.io/karpenter pkg/apis/crds;
+# pins in tools/versions.env).
 BOOTSTRAPPED_CRD_GROUPS = {
     "monitoring.coreos.com",
     "keda.sh",
@@ -32,6 +33,7 @@ BOOTSTRAPPED_CRD_GROUPS = {
     "argoproj.io",
     "kustomize.toolkit.fluxcd.io",
     "source.toolkit.fluxcd.io",
+    "karpenter.sh",  # sigs.k8s.io/karpenter pkg/apis/crds: the eks-karpenter platform's NodeOverlay
 }
 
 

@@ -429,6 +429,18 @@ def test_invalid_config_registers_nothing_and_lists_every_problem():
     assert "hf_PlaintextInTheStackFile0123456789" not in message, "the message must not echo a plaintext secret"
 
 
+def test_an_unknown_gpu_platform_registers_nothing():
+    config = stack_config("prod")
+    config[f"{PROJECT}:pools"] = copy.deepcopy(config[f"{PROJECT}:pools"])
+    config[f"{PROJECT}:pools"]["gpu-h100-mig"]["platform"] = "eks"
+    run = run_program("prod", config, expect_error=True)
+    assert run.registered == []
+    assert isinstance(run.error, pulumi.RunError) and isinstance(run.error.__cause__, ConfigError)
+    [problem] = run.error.__cause__.problems
+    assert (problem.path, problem.value) == ("pools.gpu-h100-mig.platform", "eks")
+    assert "allowed values: gpu-operator, gke, eks-karpenter, aks, amd-gpu-operator" in str(run.error)
+
+
 @pytest.mark.parametrize("env", STACKS)
 def test_every_stack_rejects_bad_config_before_registering(env):
     config = stack_config(env)

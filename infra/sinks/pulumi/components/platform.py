@@ -7,6 +7,7 @@ and a renamed namespace can never leave an object behind in the old one.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,11 @@ RESOURCE_TYPES: dict[tuple[str, str], Callable[..., pulumi.CustomResource]] = {
     ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
     ("batch/v1", "Job"): k8s.batch.v1.Job,
     ("v1", "ConfigMap"): k8s.core.v1.ConfigMap,  # the Grafana dashboard (monitoring.grafanaDashboard)
+    # Karpenter's NodeOverlay of an eks-karpenter pool (infra.core.platforms): a custom resource, its CRD installed
+    # with Karpenter.
+    ("karpenter.sh/v1alpha1", "NodeOverlay"): functools.partial(
+        k8s.apiextensions.CustomResource, api_version="karpenter.sh/v1alpha1", kind="NodeOverlay"
+    ),
 }
 
 
