@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from infra.core.names import PROJECT
 
@@ -194,6 +194,9 @@ class PlatformProfile:
     title: str
     kinds: tuple[str, ...]  # slice kinds the platform offers
     cloud: str = ""  # machine types of this cloud are known (MACHINE_TYPES); "" = none
+    # A node provisioner launches this platform's nodes for Pending pods, so an empty pool before the first
+    # deploy is expected (preflight warns instead of failing).
+    provisions_nodes: ClassVar[bool] = False
 
     def resource_name(self, kind: str, mig_profile: str) -> str:
         raise NotImplementedError
@@ -348,6 +351,8 @@ NODE_OVERLAY_API = "karpenter.sh/v1alpha1"
 @dataclass(frozen=True)
 class EksKarpenter(GpuOperator):
     """GPU Operator names on nodes Karpenter launches; selectors only on labels Karpenter knows before launch."""
+
+    provisions_nodes: ClassVar[bool] = True
 
     def check(self, gpu: str, kind: str) -> None:
         super().check(gpu, kind)

@@ -75,6 +75,8 @@ CRD_SOURCES = {
     "monitoring.coreos.com": "the Prometheus Operator's CRDs (Helm chart prometheus-community/kube-prometheus-stack "
     "installs them; https://github.com/prometheus-operator/prometheus-operator)",
     "keda.sh": "KEDA (Helm chart kedacore/keda installs its CRDs; https://keda.sh/docs/latest/deploy/)",
+    "karpenter.sh": "Karpenter (its Helm chart installs the CRDs; NodeOverlay also needs the feature gate "
+    "settings.featureGates.nodeOverlay=true: https://karpenter.sh/docs/concepts/nodeoverlays/)",
     "gateway.networking.k8s.io": "the Gateway API CRDs (standard-install.yaml of a "
     "https://github.com/kubernetes-sigs/gateway-api/releases release) and a Gateway controller",
 }
@@ -148,6 +150,8 @@ class Requirements:
     secrets: tuple[SecretNeed, ...]
     claims: tuple[tuple[str, str], ...] = ()  # (PersistentVolumeClaim, its storageClassName or "" for the default)
     pool_config_path: Mapping[str, str] = field(default_factory=dict)  # pool -> "pools.<name>" for fixes
+    # pools whose nodes a provisioner (Karpenter) launches for Pending pods: no node yet is a warning, not a failure
+    provisioned_pools: frozenset[str] = frozenset()
 
     @property
     def group_versions(self) -> list[str]:
@@ -354,6 +358,7 @@ def requirements(plan: Plan, objects: Iterable[Mapping[str, Any]], sink: str = "
             )
         ),
         pool_config_path={p: f"pools.{p}" for p in plan.config.pools},
+        provisioned_pools=frozenset(p for p, pool in plan.config.pools.items() if pool.platform.provisions_nodes),
     )
 
 
@@ -574,6 +579,17 @@ def check_nodes(req: Requirements, snapshot: Mapping[str, Any]) -> list[Finding]
                     f"nodes carry -l {selector} but none can run the pods: "
                     + "; ".join(f"{k} ({v})" for k, v in sorted(rejected.items())),
                     f"add the taint's toleration to {path}.tolerations, or uncordon the nodes",
+                )
+            )
+        elif pool in req.provisioned_pools:
+            findings.append(
+                Finding(
+                    "nodes",
+                    subject,
+                    WARN,
+                    f"no node carries -l {selector} yet; the pool's platform launches nodes for Pending pods",
+                    "check that a Karpenter NodePool can launch nodes with these labels and the pool's GPU "
+                    "(its requirements and labels; the stack's NodeOverlay gives Karpenter the slice's resource)",
                 )
             )
         else:

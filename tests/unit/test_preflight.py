@@ -93,7 +93,7 @@ def test_the_kinds_come_from_the_rendered_objects_not_a_list():
     _, objects = rendered("prod")
     assert set(req_of("prod").kinds) == {(o["apiVersion"], o["kind"]) for o in objects}
     crds = {kind for api, kind in req_of("prod").kinds if pf._api_group(api) not in pf.BUILTIN_GROUPS}
-    assert crds == {"ServiceMonitor", "PrometheusRule", "ScaledObject", "HTTPRoute"}
+    assert crds == {"ServiceMonitor", "PrometheusRule", "ScaledObject", "HTTPRoute", "NodeOverlay"}
     assert not [k for api, k in req_of("local").kinds if pf._api_group(api) not in pf.BUILTIN_GROUPS]
 
 
@@ -396,3 +396,21 @@ def test_the_weights_claim_needs_its_storage_class_or_a_default_one():
     snap["storageClasses"][0]["metadata"]["annotations"] = {}
     f = one(pf.evaluate(req_default, snap), "storage-class", f"default (for {claim})")
     assert f.status == pf.FAIL and "weights.pvcStorageClass" in f.fix
+
+
+def test_a_pool_that_karpenter_launches_warns_when_it_has_no_node_yet_and_others_fail():
+    plan, _ = rendered("prod")
+    req = req_of("prod")
+    assert req.provisioned_pools == frozenset(plan.config.pools)  # prod's pools are eks-karpenter
+    snap = healthy(req, plan)
+    snap["nodes"] = []
+    findings = pf.evaluate(req, snap)
+    for pool in plan.config.pools:
+        f = one(findings, "nodes", f"pool {pool}")
+        assert f.status == pf.WARN and "launches nodes for Pending pods" in f.found and "NodeOverlay" in f.fix
+    local_plan, _ = rendered("local")
+    local = req_of("local")
+    assert local.provisioned_pools == frozenset()  # the GPU Operator on fixed nodes: no node is a failure
+    snap = healthy(local, local_plan)
+    snap["nodes"] = []
+    assert one(pf.evaluate(local, snap), "nodes", "pool gpu-nvidia").status == pf.FAIL
