@@ -267,3 +267,83 @@ def test_every_command_of_the_local_runbooks_runs(local_stack, e2e_cluster, stan
     print(
         f"\nran {ran} runbook blocks of {len(pages)} pages ({len(skipped)} not run) in {time.monotonic() - started:.1f}s"
     )
+
+
+def blocks_of(env: str, page: str, needle: str) -> list[str]:
+    """The command blocks of docs/runbooks/<env>/<page> that contain `needle` and are not marked `not run in e2e`."""
+    blocks = [
+        b.code for b in command_blocks((RUNBOOKS_DIR / env / page).read_text()) if needle in b.code and not b.skip
+    ]
+    assert blocks, f"{env}/{page}: no block to run with {needle!r}"
+    return blocks
+
+
+def test_the_weights_job_block_replaces_the_job(local_stack, e2e_cluster, tmp_path):
+    """prod's weights Job (weights.source: pvc; local has none): its page's block deletes the finished Job and
+    creates it again from manifests/prod, and the new one completes. The PersistentVolume is the stand-in for
+    prod's EFS volume: only the claim's binding matters here. prod's namespace is local's, so the Job finds
+    the ServiceAccount and PriorityClass it names."""
+    started = time.monotonic()
+    platform = REPO_ROOT / "manifests" / "prod" / "platform"
+    (job_file,) = platform.glob("job-*.yaml")
+    job = yaml.safe_load(job_file.read_text())
+    name, namespace = job["metadata"]["name"], job["metadata"]["namespace"]
+    assert namespace == local_stack.namespace, "prod's Job is tried in the local stack's namespace"
+    claim = yaml.safe_load((platform / "persistentvolumeclaim-jina-embeddings-weights.yaml").read_text())
+    volume = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": "runbooks-weights"},
+        "spec": {
+            "capacity": {"storage": claim["spec"]["resources"]["requests"]["storage"]},
+            "accessModes": claim["spec"]["accessModes"],
+            "storageClassName": claim["spec"].get("storageClassName", ""),
+            "hostPath": {"path": str(tmp_path)},
+        },
+    }
+    try:
+        _apply(e2e_cluster, [volume, claim, job])
+        e2e_cluster.kubectl("-n", namespace, "wait", "--for=condition=Complete", f"job/{name}", "--timeout=180s")
+        first_uid = e2e_cluster.kubectl("-n", namespace, "get", f"job/{name}", "-o", "jsonpath={.metadata.uid}").stdout
+        (block,) = blocks_of("prod", "JinaEmbeddingsVariantUnavailable.md", f"delete job/{name}")
+        proc = run_block(e2e_cluster, block, "", tmp_path)
+        assert proc.returncode == 0, f"{block}\n--- output:\n{proc.stdout[-4000:]}"
+        assert "field is immutable" not in proc.stdout, proc.stdout
+        after = yaml.safe_load(e2e_cluster.kubectl("-n", namespace, "get", f"job/{name}", "-o", "yaml").stdout)
+        assert after["metadata"]["uid"] != first_uid, "the Job was not replaced"
+        assert any(c["type"] == "Complete" and c["status"] == "True" for c in after["status"]["conditions"]), after
+    finally:
+        e2e_cluster.kubectl(
+            "-n", namespace, "delete", f"job/{name}", "pvc/jina-embeddings-weights", "--ignore-not-found", check=False
+        )
+        e2e_cluster.kubectl("delete", "pv/runbooks-weights", "--ignore-not-found", "--wait=false", check=False)
+    print(f"\nweights Job replaced by its runbook block in {time.monotonic() - started:.1f}s")
+
+
+@pytest.mark.parametrize(
+    ("env", "kind", "field", "paused", "resumed"),
+    [
+        ("prod", "Application", "{.spec.syncPolicy.automated.enabled}", "false", "true"),
+        ("prod-amd", "Kustomization", "{.spec.suspend}", "true", "false"),
+    ],
+)
+def test_the_gitops_pause_and_resume_blocks(e2e_cluster, tmp_path, env, kind, field, paused, resumed):
+    """The pause before a kubectl change and the resume after it, for the stacks Argo CD (prod) and Flux
+    (prod-amd) deploy, on their exported objects (manifests/<env>/gitops/; no controller runs here, only the
+    objects' fields are checked)."""
+    gitops = [yaml.safe_load(p.read_text()) for p in sorted((REPO_ROOT / "manifests" / env / "gitops").glob("*.yaml"))]
+    target = next(o for o in gitops if o["kind"] == kind)
+    ref = (target["metadata"]["namespace"], f"{target['kind'].lower()}/{target['metadata']['name']}")
+    names = sorted({o["metadata"]["namespace"] for o in gitops})
+    namespaces = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}} for ns in names]
+    try:
+        _apply(e2e_cluster, namespaces + gitops)
+        page = "JinaEmbeddingsVariantUnavailable.md"
+        pause, resume = blocks_of(env, page, f"patch {ref[1]}")
+        for block, want in ((pause, paused), (resume, resumed)):
+            proc = run_block(e2e_cluster, block, "", tmp_path)
+            assert proc.returncode == 0, f"{block}\n--- output:\n{proc.stdout[-4000:]}"
+            got = e2e_cluster.kubectl("-n", ref[0], "get", ref[1], "-o", f"jsonpath={field}").stdout
+            assert got == want, f"{env}: {field} is {got!r} after\n{block}"
+    finally:
+        e2e_cluster.kubectl("delete", "namespace", *names, "--ignore-not-found", "--timeout=180s", check=False)
