@@ -205,7 +205,7 @@ def render_pages(plan: Plan, rendered: dict[str, list[dict[str, Any]]]) -> dict[
             severity=first["labels"]["severity"],
             thresholds=variants[0].thresholds,
         )
-        pages[f"{plan.env}/{alert}.md"] = page
+        pages[f"{plan.env}/{alert}.md"] = re.sub(r"\n{3,}", "\n\n", page)  # the macros' blank lines, once
         summaries.append(
             {"alert": alert, "severity": first["labels"]["severity"], "variants": [v.variant for v in variants]}
         )
