@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -201,20 +202,41 @@ def run_block(cluster: Cluster, code: str, pod: str, tmp: Path) -> subprocess.Co
         "POD": pod,
         "TMPDIR": str(tmp),
     }
-    proc = subprocess.Popen(
-        ["bash", "-e", "-o", "pipefail", "-c", code],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    out, _ = proc.communicate(timeout=600)
+    # Output to a file, not a pipe: a process the block leaves behind would hold a pipe open (and the wait with it).
+    log = tmp / "block.log"
+    with open(log, "w") as out_file:
+        proc = subprocess.Popen(
+            ["bash", "-e", "-o", "pipefail", "-c", code],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        proc.wait(timeout=600)
+    out = log.read_text()
     time.sleep(0.2)  # a killed port-forward gets a moment to exit
     left = session_processes(proc.pid)
+    if left:
+        os.killpg(proc.pid, signal.SIGKILL)  # the session's id is its leader's pid, the bash that has exited
     assert not left, f"the block left processes running: {left}\n--- block:\n{code}\n--- output:\n{out}"
+    # A selector that matches nothing: `kubectl get -l` says so and exits 0. Only a field selector (the events of a
+    # reason, Pending pods) may legitimately find nothing, so the check applies to blocks without one.
+    if "No resources found" in out and " -l " in code and "--field-selector" not in code:
+        raise AssertionError(f"a command found no object:\n{code}\n--- output:\n{out}")
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+
+
+def test_a_block_that_leaves_a_process_running_fails(e2e_cluster, tmp_path):
+    """The check above can fail: a background process never stopped, as the pages' port-forwards were."""
+    code = "sleep 120 &\nkubectl -n default get svc/kubernetes"
+    with pytest.raises(AssertionError, match="left processes running: .*sleep 120"):
+        run_block(e2e_cluster, code, "", tmp_path)
+
+
+def test_a_block_whose_selector_matches_nothing_fails(e2e_cluster, tmp_path):
+    with pytest.raises(AssertionError, match="found no object"):
+        run_block(e2e_cluster, "kubectl -n default get pods -l app.kubernetes.io/name=no-such-app", "", tmp_path)
 
 
 def a_live_pod(cluster: Cluster, namespace: str, release_name: str) -> str:
