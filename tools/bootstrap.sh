@@ -303,7 +303,8 @@ metrics_server_link() {
 CRD_DIR="$DIR/crds"
 crds_list() {  # name module version subdir file... ('*' = every yaml in subdir)
   echo "prometheus-operator $PROMETHEUS_OPERATOR_MODULE $PROMETHEUS_OPERATOR_VERSION example/prometheus-operator-crd" \
-       "monitoring.coreos.com_servicemonitors.yaml monitoring.coreos.com_prometheusrules.yaml monitoring.coreos.com_podmonitors.yaml"
+       "monitoring.coreos.com_servicemonitors.yaml monitoring.coreos.com_prometheusrules.yaml monitoring.coreos.com_podmonitors.yaml" \
+       "monitoring.coreos.com_prometheuses.yaml"
   echo "keda $KEDA_MODULE $KEDA_VERSION config/crd/bases keda.sh_scaledobjects.yaml keda.sh_triggerauthentications.yaml"
   echo "gateway-api $GATEWAY_API_MODULE $GATEWAY_API_VERSION config/crd/standard *"
   echo "argo-cd $ARGO_CD_MODULE $ARGO_CD_VERSION manifests/crds application-crd.yaml"

@@ -76,6 +76,12 @@ options:
   - $(readlink -f "$BUNDLE_METRICS_SERVER_MANIFESTS")
   enable:
   - metrics-server
+  # kwok answers \`kubectl logs\` and \`kubectl port-forward\` for its pods as these objects say (created by the
+  # tests that need them, e.g. tests/e2e/test_runbooks_run.py); without one, both fail as on a pod with no
+  # log and no listener. https://kwok.sigs.k8s.io/docs/user/kwok-in-cluster/ (--enable-crds)
+  enableCRDs:
+  - ClusterLogs
+  - ClusterPortForward
 # One controller-manager and one scheduler, so no leader election: with it on, an API server that stalls
 # for longer than the lease's renew deadline (10 s, e.g. etcd waiting on a busy disk) makes both exit
 # ("leaderelection lost") and the binary runtime never restarts them; Deployments and HPAs then stop

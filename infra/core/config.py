@@ -61,6 +61,10 @@ from infra.core.sensitive import is_secret_key, looks_like_secret, redact_text
 AUTOSCALING_METRICS = ("cpu", "queue", "keda")
 WEIGHT_SOURCES = ("download", "pvc")
 ROLLOUTS = ("gpu-constrained", "surge")
+# Who applies the stack to the cluster, and so who puts back a change made by hand: `pulumi up` only when
+# it runs next; Argo CD within seconds when its Application has `syncPolicy.automated.selfHeal`; Flux at its
+# Kustomization's next `interval`. The runbooks print the rollback and the pause that fit it.
+MANAGERS = ("pulumi", "argocd", "flux")
 PVC_ACCESS_MODES = ("ReadWriteMany", "ReadOnlyMany", "ReadWriteOnce")
 TOLERATION_OPERATORS = ("Exists", "Equal")
 TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
@@ -270,6 +274,7 @@ class StackConfig:
     secrets: SecretsConfig
     rollout: str
     gateway: GatewayConfig = GatewayConfig()
+    managed_by: str = "pulumi"  # one of MANAGERS
 
     def pool_of(self, variant: VariantConfig) -> PoolConfig:
         return self.pools[variant.pool]
@@ -498,6 +503,7 @@ TOP_LEVEL_KEYS = (
     "monitoring",
     "secrets",
     "rollout",
+    "managedBy",
     "hfToken",
     "apiKey",
     "gateway",
@@ -1124,6 +1130,7 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
         api_key_given=key_given,
     )
     rollout = r.string(raw, "rollout", "", "gpu-constrained", allowed=ROLLOUTS)
+    managed_by = r.string(raw, "managedBy", "", "pulumi", allowed=MANAGERS)
 
     for pool in pools.values():
         demand = sum(v.min_replicas for v in variants.values() if v.pool == pool.name)
@@ -1151,4 +1158,5 @@ def load(raw_config: Mapping[str, Any], env: str) -> StackConfig:
         secrets,
         rollout,
         gateway=gateway,
+        managed_by=managed_by,
     )

@@ -237,9 +237,13 @@ def weights_volume(cfg: StackConfig) -> list[dict[str, Any]]:
         "    print(f'{repo}@{revision} -> {path}; ready: {marker}', flush=True)\n"
     )
     downloads = [[repo, revision, weights_ready_marker(repo, revision)] for repo, revision in repos]
-    # Any vLLM image has huggingface_hub; take the first pool's, with its pinned tag, so the node that
-    # runs the Job likely has it cached already and no other image is pulled.
-    first_pool = next(iter(cfg.pools.values()))
+    # Any vLLM image has huggingface_hub; take the first variant's pool's, with its pinned tag, so the node that
+    # runs the Job likely has it cached already and no other image is pulled. Not "the first pool": the order of
+    # `pools` is the stack file's for the export but sorted for the Pulumi program (the engine passes a mapping
+    # as JSON, and Go's encoding/json writes map keys sorted: https://pkg.go.dev/encoding/json#Marshal), and the
+    # image is part of the Job's name.
+    # The variants are in catalog order either way (infra.core.config.load).
+    first_pool = cfg.pool_of(next(iter(cfg.variants.values())))
     image = f"{VENDORS[first_pool.vendor].image_repository}:{first_pool.image_tag}"
     env = [
         {"name": "HF_HOME", "value": "/models/huggingface"},

@@ -307,6 +307,11 @@ def _key_docs() -> dict[str, KeyDoc]:
             f"{one_of(c.ROLLOUTS)}: maxSurge 0 / maxUnavailable 1 (no spare GPU needed), or 1 / 0 "
             "(only where a node autoscaler adds GPUs)",
         ),
+        "managedBy": KeyDoc(
+            lambda s: s.managed_by,
+            f"{one_of(c.MANAGERS)}: what applies the stack (`pulumi up`, or Argo CD / Flux from `manifests/<env>/`); "
+            "the runbooks print its rollback and how to pause it before a change by hand",
+        ),
         "hfToken": KeyDoc("—", "only with `pulumi config set --secret`: Pulumi creates the Secret"),
         "apiKey": KeyDoc("—", "only with `pulumi config set --secret`: Pulumi creates the Secret"),
     }

@@ -10,6 +10,7 @@ are stale, the way the GitOps export is checked.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import jinja2
 
 from infra.core.catalog import VARIANTS
-from infra.core.names import KEDA_HPA_PREFIX
+from infra.core.names import KEDA_HPA_PREFIX, object_filename
 from infra.core.paths import REPO_ROOT
 from infra.core.plan import Plan, PlannedRelease, build_for_env
 from infra.core.stackfile import stack_names
@@ -27,10 +28,17 @@ from infra.core.thresholds import (
     parse_duration,
     rule_groups,
 )
+from infra.sinks.export import gitops_objects
 from infra.sinks.helm import effective_values
 
 RUNBOOKS_DIR = REPO_ROOT / "docs" / "runbooks"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "runbook_templates"
+# The fence every command block of a page uses, and the marker on the line before one that the e2e tier
+# does not run (with its reason): tests/e2e/test_runbooks_run.py runs every other block of the `local` pages.
+SKIP_MARKER = "<!-- runbook: not run in e2e: "
+_BLOCK = re.compile(
+    r"(?:^" + re.escape(SKIP_MARKER) + r"(?P<skip>.*?) -->\n)?^```bash\n(?P<code>.*?)^```$", re.M | re.S
+)
 LOCAL_PORT_BASE = 18000  # port-forward targets: one local port per variant, so the commands can run side by side
 
 
@@ -106,6 +114,46 @@ def variant_facts(release: PlannedRelease, objects: list[dict[str, Any]], index:
     )
 
 
+@dataclass(frozen=True)
+class CommandBlock:
+    code: str  # the block's text, as bash runs it
+    skip: str  # why the e2e tier does not run it; empty: it runs
+
+
+def command_blocks(page: str) -> list[CommandBlock]:
+    """The command blocks of a rendered page, in order. Any other fence (```sh, ```promql) is not a command."""
+    blocks = [CommandBlock(m["code"], m["skip"] or "") for m in _BLOCK.finditer(page)]
+    if page.count("```bash") != len(blocks):
+        raise ValueError(f"{page.count('```bash')} ```bash fences, but {len(blocks)} read as command blocks")
+    return blocks
+
+
+def gitops_facts(plan: Plan) -> dict[str, Any]:
+    """Who deploys the stack (`managedBy`) and the names of its GitOps objects, for the pause and rollback."""
+    objects = gitops_objects(plan)
+    application = objects["gitops/argocd-application.yaml"]
+    kustomization = objects["gitops/flux-kustomization.yaml"]
+    return {
+        "manager": plan.config.managed_by,
+        "app": application["metadata"]["name"],
+        "argocd_namespace": application["metadata"]["namespace"],
+        "flux_namespace": kustomization["metadata"]["namespace"],
+        "interval": kustomization["spec"]["interval"],
+    }
+
+
+def weights_job_facts(plan: Plan) -> dict[str, Any] | None:
+    """The weights Job (weights.source: pvc): its name, its file in the export and its deadline."""
+    job = next((o for o in plan.platform if o["kind"] == "Job"), None)
+    if job is None:
+        return None
+    return {
+        "name": job["metadata"]["name"],
+        "file": f"manifests/{plan.env}/platform/{object_filename(job)}",
+        "deadline": job["spec"]["activeDeadlineSeconds"],
+    }
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
@@ -135,6 +183,8 @@ def render_pages(plan: Plan, rendered: dict[str, list[dict[str, Any]]]) -> dict[
         "namespace": plan.namespace,
         "prometheus_namespace": plan.config.network.prometheus_namespace,
         "stack_file": f"Pulumi.{plan.env}.yaml",
+        "gitops": gitops_facts(plan),
+        "weights_job": weights_job_facts(plan),
         "backlog_multiple": BACKLOG_TARGET_MULTIPLE,
         # the NetworkPolicy that admits clients and Prometheus to the serving port (infra.core.platform_objects)
         "serving_policy": next(
@@ -155,7 +205,7 @@ def render_pages(plan: Plan, rendered: dict[str, list[dict[str, Any]]]) -> dict[
             severity=first["labels"]["severity"],
             thresholds=variants[0].thresholds,
         )
-        pages[f"{plan.env}/{alert}.md"] = page
+        pages[f"{plan.env}/{alert}.md"] = re.sub(r"\n{3,}", "\n\n", page)  # the macros' blank lines, once
         summaries.append(
             {"alert": alert, "severity": first["labels"]["severity"], "variants": [v.variant for v in variants]}
         )

@@ -8,7 +8,8 @@ import re
 import pytest
 
 from infra.sinks.bundles import export_bundle
-from infra.sinks.runbooks import RUNBOOKS_DIR, render_all, stale_files
+from infra.sinks.export import gitops_objects
+from infra.sinks.runbooks import RUNBOOKS_DIR, command_blocks, render_all, stale_files
 from tests.conftest import STACKS, repo_path
 
 SECTIONS = ("## Meaning", "## Impact", "## Diagnosis", "## Mitigation", "## Verify recovery", "## Escalation")
@@ -25,6 +26,10 @@ KIND_OF = {
     "networkpolicy": "NetworkPolicy",
     "configmap": "ConfigMap",
     "secret": "Secret",
+    "job": "Job",
+    "application": "Application",
+    "kustomization": "Kustomization",
+    "gitrepository": "GitRepository",
 }
 REF = re.compile(r"\b(" + "|".join(KIND_OF) + r")/([a-z0-9][a-z0-9.-]*)")
 
@@ -61,8 +66,10 @@ def test_commands_name_objects_that_exist_in_the_export(pages, stack_plans):
             continue
         plan = stack_plans[env]
         objects = export_bundle(env)
-        names = {(o["kind"], o["metadata"]["name"]) for o in objects}
-        namespaces = {o["metadata"].get("namespace") for o in objects} - {None}
+        # the Argo CD and Flux objects of manifests/<env>/gitops/, which the pause and rollback commands patch
+        gitops = list(gitops_objects(plan).values())
+        names = {(o["kind"], o["metadata"]["name"]) for o in objects + gitops}
+        namespaces = {o["metadata"].get("namespace") for o in objects + gitops} - {None}
         deployments = [o for o in objects if o["kind"] == "Deployment"]
         pod_labels = [d["spec"]["template"]["metadata"]["labels"] for d in deployments]
         node_selectors = [d["spec"]["template"]["spec"].get("nodeSelector", {}) for d in deployments]
@@ -125,6 +132,61 @@ def test_commands_name_objects_that_exist_in_the_export(pages, stack_plans):
                 variant = re.search(r"--variant (\S+)", line)
                 assert not variant or variant.group(1) in {r.variant for r in plan.releases}, where
     assert checked > 500, f"only {checked} references checked: did the command parsing break?"
+
+
+def test_command_blocks_are_read_back_with_their_skip_reasons(pages):
+    """Every ```bash fence is a command block; the few not run in e2e say why (tests/e2e/test_runbooks_run.py)."""
+    for path, text in pages.items():
+        blocks = command_blocks(text)
+        assert len(blocks) == text.count("```bash"), path
+        assert "```sh\n" not in text, f"{path}: a ```sh fence (commands are ```bash, so the e2e tier runs them)"
+        for block in blocks:
+            assert block.code.strip(), f"{path}: an empty command block"
+            assert block.skip == "" or len(block.skip) > 20, f"{path}: a skip without a reason: {block.skip!r}"
+    with pytest.raises(ValueError, match="read as command blocks"):
+        command_blocks("```bash\nunclosed\n")
+
+
+def test_rollbacks_and_pauses_follow_who_deploys_the_stack(pages, stack_plans):
+    """Argo CD: automated sync off before a kubectl change, back on after, the pin moved; Flux: the
+    Kustomization suspended and resumed, the GitRepository's commit moved; Pulumi: `pulumi up`. A kubectl
+    change is never shown without the pause its controller needs."""
+    expected = {
+        "argocd": ('automated":{"enabled":false', 'automated":{"enabled":true', "targetRevision"),
+        "flux": ('{"suspend":true}', '{"suspend":false}', "gitrepository/"),
+        "pulumi": ("Nothing to pause", "pulumi up --stack", "git revert"),
+    }
+    for env, plan in stack_plans.items():
+        page = pages.get(f"{env}/JinaEmbeddingsVariantUnavailable.md")
+        if page is None:
+            continue
+        manager = plan.config.managed_by
+        for needle in expected[manager]:
+            assert needle in page, f"{env} ({manager}): {needle!r} missing"
+        for other, needles in expected.items():
+            if other != manager:
+                assert needles[0] not in page, f"{env} ({manager}) shows {other}'s pause"
+        undo = page.index("rollout undo")
+        if manager != "pulumi":
+            assert page.index(expected[manager][0]) < undo < page.index(expected[manager][1]), env
+    managers = {p.config.managed_by for e, p in stack_plans.items() if f"{e}/README.md" in pages}
+    assert managers == {"pulumi", "argocd", "flux"}, f"the stacks with pages cover only {managers}"
+
+
+def test_the_weights_job_is_replaced_not_rerun(pages, stack_plans):
+    for env, plan in stack_plans.items():
+        page = pages.get(f"{env}/JinaEmbeddingsVariantUnavailable.md")
+        if page is None:
+            continue
+        job = next((o for o in plan.platform if o["kind"] == "Job"), None)
+        if job is None:
+            assert "there is no weights Job" in page, env
+            continue
+        name = job["metadata"]["name"]
+        block = next(b.code for b in command_blocks(page) if f"delete job/{name}" in b.code)
+        assert f"kubectl apply --server-side -f manifests/{env}/platform/job-{name}.yaml" in block, block
+        assert repo_path("manifests", env, "platform", f"job-{name}.yaml").is_file()
+        assert f"wait --for=condition=Complete job/{name}" in block, block
 
 
 def test_the_index_links_every_page(pages):

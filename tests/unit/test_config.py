@@ -375,3 +375,20 @@ def test_the_weights_job_is_named_after_what_it_downloads_and_ordered_before_the
     other = job_of(build(load(pinned, "prod"), measured_constants()).platform)
     assert other["metadata"]["name"] != job["metadata"]["name"]
     assert other["metadata"]["name"].startswith("jina-embeddings-weights-populate-")
+
+
+def test_the_weights_job_is_the_same_whatever_the_order_of_the_pools():
+    """The export reads the pools in the stack file's order, the Pulumi program in sorted order (the engine passes
+    the mapping as JSON with sorted keys): the Job, its image and so its name must not depend on it. local has
+    an NVIDIA pool first and an AMD pool second, each with its own vLLM image."""
+    from infra.core.platform_objects import weights_volume
+
+    raw = read_stack_file("local")
+    raw[f"{PROJECT}:weights"] = {"source": "pvc"}
+    pools = raw[f"{PROJECT}:pools"]
+    assert list(pools) != sorted(pools), "the test needs a stack whose pools are not in sorted order"
+    reordered = {**raw, f"{PROJECT}:pools": {name: pools[name] for name in sorted(pools)}}
+    jobs = [[o for o in weights_volume(load(r, "local")) if o["kind"] == "Job"] for r in (raw, reordered)]
+    assert jobs[0] == jobs[1]
+    # the first variant's (retrieval) pool, NVIDIA: its image
+    assert jobs[0][0]["spec"]["template"]["spec"]["containers"][0]["image"].startswith("vllm/vllm-openai:")
