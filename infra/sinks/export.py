@@ -8,12 +8,14 @@ and no secret: Secrets are referenced by name and never rendered (reliability-se
 Layout of `manifests/<env>/` (other code and the README depend on it):
 
     kustomization.yaml              lists every object file below; `kubectl kustomize` builds it
-    platform/<kind>-<name>.yaml     namespace, ServiceAccount, NetworkPolicies, PriorityClass, weights PVC+Job
+    platform/<kind>-<name>.yaml     namespace, ServiceAccount, NetworkPolicies, PriorityClass, dashboard
+    weights/<kind>-<name>.yaml      the weights PVC and the Job that fills it (weights.source: pvc only)
     <variant>/<kind>-<name>.yaml    one release of the chart (Deployment, Service, HPA/ScaledObject, ...)
     values/<variant>.yaml           that release's exact Helm values (for Argo CD's Helm source)
-    gitops/argocd-application.yaml  Argo CD Application pointing at this directory      } outside the
-    gitops/flux-gitrepository.yaml  Flux source (repository URL and pinned commit)         } kustomization:
-    gitops/flux-kustomization.yaml  Flux Kustomization pointing at this directory         } never applied by it
+    gitops/argocd-application.yaml  Argo CD Application pointing at this directory         } outside the
+    gitops/flux-gitrepository.yaml  Flux source (repository URL and pinned commit)            } kustomization:
+    gitops/flux-kustomization-<part>.yaml  one Flux Kustomization per directory above (platform,  } never
+                                    weights, each variant), chained by dependsOn              } applied by it
     README.md                       what this directory needs (Secrets, CRDs) and how to point GitOps at it
 
 Output is deterministic: sorted keys, stable file names, no timestamps. `--check` renders into memory and
@@ -96,15 +98,42 @@ def check_no_secret_data(obj: Mapping[str, Any], where: str) -> None:
         )
 
 
-def _flux_timeout(plan: Plan) -> str:
-    """Flux waits for every object to become ready: as long as the slowest rollout (or the weights Job) may take."""
-    deadlines = [r.spec.rollout.progress_deadline_seconds for r in plan.releases]
-    deadlines += [o["spec"].get("activeDeadlineSeconds", 0) for o in plan.platform if o["kind"] == "Job"]
-    return f"{-(-max(deadlines) // 60)}m"
+WEIGHTS_COMPONENT = "model-weights"  # app.kubernetes.io/component of the weights PVC and Job
+# How long Flux waits for the platform objects (Namespace, NetworkPolicies, ...) to be ready: nothing there rolls out.
+PLATFORM_TIMEOUT_S = 300
+
+
+def object_directory(obj: Mapping[str, Any]) -> str:
+    """The directory of a platform object: `weights/` for the weights PVC and Job, `platform/` for the rest."""
+    component = obj.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/component")
+    return "weights" if component == WEIGHTS_COMPONENT else "platform"
+
+
+def _minutes(seconds: int) -> str:
+    return f"{-(-seconds // 60)}m"
+
+
+def flux_parts(plan: Plan) -> list[tuple[str, list[str], int]]:
+    """(directory, the directories it depends on, timeout in s) of each Flux Kustomization, in apply order.
+
+    Flux applies one Kustomization's objects together, so the order of Argo CD's sync waves (platform, the
+    weights Job, the servers) becomes a chain of Kustomizations: `weights` waits for `platform`, each variant
+    for `weights` (or `platform` when the stack has no Job). With `wait: true` a Kustomization is ready once
+    its objects are (the Job: completed), and a dependant waits until its dependency is ready at the same
+    source revision, so a new model revision's Job completes before any Deployment changes
+    (https://fluxcd.io/flux/components/kustomize/kustomizations/#dependencies)."""
+    jobs = [o for o in plan.platform if o["kind"] == "Job" and object_directory(o) == "weights"]
+    parts: list[tuple[str, list[str], int]] = [("platform", [], PLATFORM_TIMEOUT_S)]
+    if any(object_directory(o) == "weights" for o in plan.platform):
+        deadline = max([o["spec"].get("activeDeadlineSeconds", 0) for o in jobs] + [PLATFORM_TIMEOUT_S])
+        parts.append(("weights", ["platform"], deadline))
+    servers_after = [parts[-1][0]]
+    parts += [(r.variant, servers_after, r.spec.rollout.progress_deadline_seconds) for r in plan.releases]
+    return parts
 
 
 def gitops_objects(plan: Plan) -> dict[str, dict[str, Any]]:
-    """Argo CD Application and Flux GitRepository + Kustomization that deploy `manifests/<env>/`."""
+    """Argo CD Application, Flux GitRepository and Flux Kustomizations (`flux_parts`) that deploy `manifests/<env>/`."""
     name = f"{PROJECT}-{plan.env}"
     path = f"manifests/{plan.env}"
     labels = {"app.kubernetes.io/part-of": PROJECT, f"{PROJECT}/stack": plan.env}
@@ -132,24 +161,26 @@ def gitops_objects(plan: Plan) -> dict[str, dict[str, Any]]:
             "ignore": f"/*\n!/{path}/\n",
         },
     }
-    kustomization = {
-        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-        "kind": "Kustomization",
-        "metadata": {"name": name, "namespace": FLUX_NAMESPACE, "labels": labels},
-        "spec": {
+    objects = {"gitops/argocd-application.yaml": application, "gitops/flux-gitrepository.yaml": repository}
+    for part, after, timeout_s in flux_parts(plan):
+        spec: dict[str, Any] = {
             "interval": "10m",
-            "path": f"./{path}",
+            # no kustomization.yaml there: Flux builds every manifest of the directory
+            "path": f"./{path}/{part}",
             "prune": True,
             "wait": True,
-            "timeout": _flux_timeout(plan),
+            "timeout": _minutes(timeout_s),
             "sourceRef": {"kind": "GitRepository", "name": name},
-        },
-    }
-    return {
-        "gitops/argocd-application.yaml": application,
-        "gitops/flux-gitrepository.yaml": repository,
-        "gitops/flux-kustomization.yaml": kustomization,
-    }
+        }
+        if after:
+            spec["dependsOn"] = [{"name": f"{name}-{a}"} for a in after]
+        objects[f"gitops/flux-kustomization-{part}.yaml"] = {
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+            "kind": "Kustomization",
+            "metadata": {"name": f"{name}-{part}", "namespace": FLUX_NAMESPACE, "labels": labels},
+            "spec": spec,
+        }
+    return objects
 
 
 _GITOPS_NOTES = (
@@ -220,7 +251,7 @@ def render_stack(plan: Plan, chart_objects: Mapping[str, list[dict[str, Any]]]) 
         object_paths.append(path)
 
     for obj in plan.platform:
-        add_object("platform", obj, "the plan's platform objects (infra.core.plan.build)")
+        add_object(object_directory(obj), obj, "the plan's platform objects (infra.core.plan.build)")
     for release in plan.releases:
         for obj in sorted(chart_objects[release.variant], key=object_filename):
             add_object(
@@ -234,7 +265,7 @@ def render_stack(plan: Plan, chart_objects: Mapping[str, list[dict[str, Any]]]) 
             helm_values(release.spec), Dumper=yaml.CSafeDumper, sort_keys=True
         )
 
-    groups = ["platform"] + [r.variant for r in plan.releases]
+    groups = ["platform", "weights"] + [r.variant for r in plan.releases]
     resources = sorted(object_paths, key=lambda p: (groups.index(p.split("/")[0]), p))
     kustomization = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}
     files["kustomization.yaml"] = generated_header(

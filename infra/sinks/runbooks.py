@@ -28,7 +28,7 @@ from infra.core.thresholds import (
     parse_duration,
     rule_groups,
 )
-from infra.sinks.export import gitops_objects
+from infra.sinks.export import gitops_objects, object_directory
 from infra.sinks.helm import effective_values
 
 RUNBOOKS_DIR = REPO_ROOT / "docs" / "runbooks"
@@ -132,13 +132,17 @@ def gitops_facts(plan: Plan) -> dict[str, Any]:
     """Who deploys the stack (`managedBy`) and the names of its GitOps objects, for the pause and rollback."""
     objects = gitops_objects(plan)
     application = objects["gitops/argocd-application.yaml"]
-    kustomization = objects["gitops/flux-kustomization.yaml"]
+    repository = objects["gitops/flux-gitrepository.yaml"]
+    # one Flux Kustomization per directory (platform, weights, each variant), chained by dependsOn, in that order
+    kustomizations = [o for o in objects.values() if o["kind"] == "Kustomization"]
     return {
         "manager": plan.config.managed_by,
         "app": application["metadata"]["name"],
         "argocd_namespace": application["metadata"]["namespace"],
-        "flux_namespace": kustomization["metadata"]["namespace"],
-        "interval": kustomization["spec"]["interval"],
+        "flux_namespace": repository["metadata"]["namespace"],
+        "repository": repository["metadata"]["name"],
+        "kustomizations": [k["metadata"]["name"] for k in kustomizations],
+        "interval": kustomizations[0]["spec"]["interval"],
     }
 
 
@@ -149,7 +153,7 @@ def weights_job_facts(plan: Plan) -> dict[str, Any] | None:
         return None
     return {
         "name": job["metadata"]["name"],
-        "file": f"manifests/{plan.env}/platform/{object_filename(job)}",
+        "file": f"manifests/{plan.env}/{object_directory(job)}/{object_filename(job)}",
         "deadline": job["spec"]["activeDeadlineSeconds"],
     }
 

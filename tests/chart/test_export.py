@@ -263,7 +263,10 @@ def test_gitops_objects_point_at_the_stack_directory_at_a_pinned_placeholder_rev
     plan, gitops = stack_plans[env], MANIFESTS / env / "gitops"
     app = yaml.safe_load((gitops / "argocd-application.yaml").read_text())
     repo = yaml.safe_load((gitops / "flux-gitrepository.yaml").read_text())
-    flux = yaml.safe_load((gitops / "flux-kustomization.yaml").read_text())
+    fluxes = {
+        p.stem.removeprefix("flux-kustomization-"): yaml.safe_load(p.read_text())
+        for p in sorted(gitops.glob("flux-kustomization-*.yaml"))
+    }
     assert app["spec"]["source"] == {
         "repoURL": export.REPO_URL_PLACEHOLDER,
         "targetRevision": export.REVISION_PLACEHOLDER,
@@ -273,12 +276,28 @@ def test_gitops_objects_point_at_the_stack_directory_at_a_pinned_placeholder_rev
     assert repo["spec"]["url"] == export.REPO_URL_PLACEHOLDER and repo["spec"]["ref"] == {
         "commit": export.REVISION_PLACEHOLDER
     }
-    assert flux["spec"]["path"] == f"./manifests/{env}"
-    assert flux["spec"]["sourceRef"] == {"kind": "GitRepository", "name": repo["metadata"]["name"]}
-    assert flux["spec"]["prune"] is True and app["spec"]["syncPolicy"]["automated"]["prune"] is True
-    # Flux waits for readiness: never shorter than the slowest rollout may legitimately take.
-    slowest = max(effective_values(r.spec)["rollout"]["progressDeadlineSeconds"] for r in plan.releases)
-    assert int(flux["spec"]["timeout"].removesuffix("m")) * 60 >= slowest
+    assert app["spec"]["syncPolicy"]["automated"]["prune"] is True
+    # One Flux Kustomization per object directory: together they apply every object kustomization.yaml lists.
+    listed = yaml.safe_load((MANIFESTS / env / "kustomization.yaml").read_text())["resources"]
+    assert set(fluxes) == {p.split("/")[0] for p in listed}, sorted(fluxes)
+    has_weights = "weights" in fluxes
+    assert has_weights == (plan.config.weights.source == "pvc")
+    for part, flux in fluxes.items():
+        assert flux["metadata"]["name"] == f"{repo['metadata']['name']}-{part}"
+        assert flux["spec"]["path"] == f"./manifests/{env}/{part}"
+        assert flux["spec"]["sourceRef"] == {"kind": "GitRepository", "name": repo["metadata"]["name"]}
+        assert flux["spec"]["prune"] is True and flux["spec"]["wait"] is True
+        # the order of Argo CD's sync waves: platform, then the weights Job, then the servers
+        after = {"platform": [], "weights": ["platform"]}.get(part, ["weights" if has_weights else "platform"])
+        assert [d["name"] for d in flux["spec"].get("dependsOn", [])] == [
+            f"{repo['metadata']['name']}-{a}" for a in after
+        ], part
+    # Flux waits for readiness: never shorter than the rollout (or the Job) may legitimately take.
+    for release in plan.releases:
+        deadline = effective_values(release.spec)["rollout"]["progressDeadlineSeconds"]
+        assert int(fluxes[release.variant]["spec"]["timeout"].removesuffix("m")) * 60 >= deadline
+    for job in (o for o in plan.platform if o["kind"] == "Job"):
+        assert int(fluxes["weights"]["spec"]["timeout"].removesuffix("m")) * 60 >= job["spec"]["activeDeadlineSeconds"]
     # The path each points at is the kustomization the tests build.
     assert (REPO_ROOT / app["spec"]["source"]["path"] / "kustomization.yaml").is_file()
 

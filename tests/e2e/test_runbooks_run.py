@@ -365,7 +365,9 @@ def test_the_gitops_pause_and_resume_blocks(e2e_cluster, tmp_path, env, kind, fi
         for block, want in ((pause, paused), (resume, resumed)):
             proc = run_block(e2e_cluster, block, "", tmp_path)
             assert proc.returncode == 0, f"{block}\n--- output:\n{proc.stdout[-4000:]}"
-            got = e2e_cluster.kubectl("-n", ref[0], "get", ref[1], "-o", f"jsonpath={field}").stdout
-            assert got == want, f"{env}: {field} is {got!r} after\n{block}"
+            for other in (o for o in gitops if o["kind"] == kind):  # every Kustomization of the chain, not one
+                name = f"{kind.lower()}/{other['metadata']['name']}"
+                got = e2e_cluster.kubectl("-n", ref[0], "get", name, "-o", f"jsonpath={field}").stdout
+                assert got == want, f"{env}: {name} {field} is {got!r} after\n{block}"
     finally:
         e2e_cluster.kubectl("delete", "namespace", *names, "--ignore-not-found", "--timeout=180s", check=False)

@@ -494,7 +494,7 @@ def test_deployment_timeouts_apply_to_deployments_only():
 
 
 def export_differences(run: ProgramRun, export_dir: Path) -> list[str]:
-    """Where manifests/<env>/ (values/<variant>.yaml, platform/<kind>-<name>.yaml) differs from what the
+    """Where manifests/<env>/ (values/<variant>.yaml, platform/ and weights/<kind>-<name>.yaml) differs from what the
     mocked program hands the engine: the chart values and the platform objects' inputs."""
     problems = []
     values_files = {p.stem: p for p in (export_dir / "values").glob("*.yaml")}
@@ -504,7 +504,7 @@ def export_differences(run: ProgramRun, export_dir: Path) -> list[str]:
         if yaml.safe_load(values_files[variant].read_text()) != normalize(run.charts[variant].inputs["values"]):
             problems.append(f"values/{variant}.yaml differs from the values `pulumi up` passes to the {variant} chart")
     platform = {r.name.removeprefix("platform-"): r for r in run.registered if r.name.startswith("platform-")}
-    platform_files = {p.stem: p for p in (export_dir / "platform").glob("*.yaml")}
+    platform_files = {p.stem: p for d in ("platform", "weights") for p in (export_dir / d).glob("*.yaml")}
     if set(platform_files) != set(platform):
         problems.append(f"exported platform objects {sorted(platform_files)}, Pulumi resources {sorted(platform)}")
     for role in sorted(set(platform_files) & set(platform)):

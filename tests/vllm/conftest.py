@@ -65,10 +65,10 @@ def vllm_python() -> str:
 
 
 def weights_jobs() -> list[dict]:
-    """Every rendered weights Job (manifests/<env>/platform/job-*-weights-populate-<digest>.yaml)."""
+    """Every rendered weights Job (manifests/<env>/weights/job-*-weights-populate-<digest>.yaml)."""
     return [
         yaml.safe_load(p.read_text())
-        for p in sorted((REPO_ROOT / "manifests").glob("*/platform/job-*weights-populate-*.yaml"))
+        for p in sorted((REPO_ROOT / "manifests").glob("*/weights/job-*weights-populate-*.yaml"))
     ]
 
 
