@@ -184,8 +184,8 @@ def test_the_weights_job_is_replaced_not_rerun(pages, stack_plans):
             continue
         name = job["metadata"]["name"]
         block = next(b.code for b in command_blocks(page) if f"delete job/{name}" in b.code)
-        assert f"kubectl apply --server-side -f manifests/{env}/platform/job-{name}.yaml" in block, block
-        assert repo_path("manifests", env, "platform", f"job-{name}.yaml").is_file()
+        assert f"kubectl apply --server-side -f manifests/{env}/weights/job-{name}.yaml" in block, block
+        assert repo_path("manifests", env, "weights", f"job-{name}.yaml").is_file()
         assert f"wait --for=condition=Complete job/{name}" in block, block
 
 

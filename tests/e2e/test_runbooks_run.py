@@ -306,12 +306,12 @@ def test_the_weights_job_block_replaces_the_job(local_stack, e2e_cluster, tmp_pa
     prod's EFS volume: only the claim's binding matters here. prod's namespace is local's, so the Job finds
     the ServiceAccount and PriorityClass it names."""
     started = time.monotonic()
-    platform = REPO_ROOT / "manifests" / "prod" / "platform"
-    (job_file,) = platform.glob("job-*.yaml")
+    weights = REPO_ROOT / "manifests" / "prod" / "weights"
+    (job_file,) = weights.glob("job-*.yaml")
     job = yaml.safe_load(job_file.read_text())
     name, namespace = job["metadata"]["name"], job["metadata"]["namespace"]
     assert namespace == local_stack.namespace, "prod's Job is tried in the local stack's namespace"
-    claim = yaml.safe_load((platform / "persistentvolumeclaim-jina-embeddings-weights.yaml").read_text())
+    claim = yaml.safe_load((weights / "persistentvolumeclaim-jina-embeddings-weights.yaml").read_text())
     volume = {
         "apiVersion": "v1",
         "kind": "PersistentVolume",
