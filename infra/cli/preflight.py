@@ -4,16 +4,14 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from infra.cli.cluster_access import read_cluster
 from infra.core import preflight
-from infra.core.errors import EXIT_UNREACHABLE, EXIT_USAGE
 from infra.core.paths import REPO_ROOT
 from infra.core.plan import build_for_env
 from infra.ops import preflight as preflight_ops
-from infra.ops.preflight import ClusterUnreachable, snapshot
-from infra.ops.status import api_client
+from infra.ops.preflight import snapshot
 from infra.sinks.bundles import plan_objects
 
 
@@ -21,18 +19,9 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     # Bad stack input or a missing helm: infra.cli.main prints it and exits 2.
     plan = build_for_env(args.env, args.stack_dir)
     req = preflight.requirements(plan, plan_objects(plan), sink=args.sink)
-    try:
-        client = api_client(args.kubeconfig, args.context)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        facts = snapshot(req, client)
-    except ClusterUnreachable as exc:
-        print(f"error: cluster unreachable: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    finally:
-        client.close()
+    facts, failed = read_cluster(args, lambda client: snapshot(req, client))
+    if facts is None:
+        return failed
     findings = preflight.evaluate(req, facts)
     server = facts["server"]
     print(preflight.report_json(req, server, findings) if args.json else preflight.render_text(req, server, findings))

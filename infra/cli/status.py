@@ -6,14 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from infra.cli.cluster_access import read_cluster
 from infra.core.config import ConfigError
-from infra.core.errors import EXIT_DEGRADED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from infra.core.errors import EXIT_DEGRADED, EXIT_OK, EXIT_USAGE
 from infra.core.plan import build_for_env
 from infra.core.stackfile import StackFileError
 from infra.ops import status as status_module
 from infra.ops.status import (
-    ClusterUnreachable,
-    api_client,
     fetch,
     render_text,
     report_json,
@@ -26,21 +25,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     except (ConfigError, StackFileError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        client = api_client(args.kubeconfig, args.context)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        report = fetch(plan, client)
-    except ClusterUnreachable as exc:
-        print(f"error: cluster unreachable: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    finally:
-        client.close()
+    read, failed = read_cluster(args, lambda client: (fetch(plan, client), client.configuration.host))
+    if read is None:
+        return failed
+    report, host = read
     if report is None:
         print(
-            f"error: namespace {plan.namespace} does not exist on {client.configuration.host}: stack {plan.env} is not "
+            f"error: namespace {plan.namespace} does not exist on {host}: stack {plan.env} is not "
             f"deployed in this cluster (wrong kube context? `kubectl config current-context`), or not yet "
             f"(pulumi up, or apply manifests/{plan.env}/)",
             file=sys.stderr,

@@ -36,12 +36,11 @@ from __future__ import annotations
 from typing import Any
 
 from infra.core.preflight import CUSTOM_METRICS, Requirements, pod_requests
+from infra.ops.status import ClusterUnreachable
+
+__all__ = ["ClusterUnreachable", "snapshot"]
 
 REQUEST_TIMEOUT = (5, 20)  # connect, read (seconds)
-
-
-class ClusterUnreachable(RuntimeError):
-    """The API server did not answer, or refused our credentials."""
 
 
 def snapshot(req: Requirements, client: Any) -> dict[str, Any]:
