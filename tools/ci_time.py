@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     def toolchain(name: str, cmd: list[str]) -> bool:
         return timer.step("toolchain", name, cmd, src, env) == 0
 
-    ok = toolchain("venv", ["make", "venv"])
+    # warm: an existing .venv is used as it is (a worktree's .venv may be a link to a shared one make cannot rebuild)
+    ok = (args.warm_only and (src / ".venv" / "bin" / "python").exists()) or toolchain("venv", ["make", "venv"])
     components = subprocess.run(
         ["tools/bootstrap.sh", "--list"], cwd=src, env=env, capture_output=True, text=True, check=True
     ).stdout.split()
