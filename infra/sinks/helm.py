@@ -8,6 +8,7 @@ The helm binary is the one tools/bootstrap.sh builds.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -36,22 +37,73 @@ def helm_binary() -> str:
     raise HelmError("helm not found: run `make tools` (tools/bootstrap.sh helm) to build the pinned helm")
 
 
-def run_helm(*args: str) -> str:
-    proc = subprocess.run([helm_binary(), *args], capture_output=True, text=True)
+# `helm template` is a short-lived process that allocates ~50 MB at most: with Go's garbage collector off
+# (GOGC=off, https://pkg.go.dev/runtime#hdr-Environment_Variables) it spends ~20 % less CPU (64 -> 52 ms a call).
+_TEMPLATE_ENV = {"GOGC": "off"}
+# Rendered output keyed by a digest of every input of `helm template` (the helm binary, the chart's files, the
+# release, the namespace, the values, HELM_* settings): `export --all --check` and the tiers render the same
+# releases again and again, and each helm start costs ~50 ms of CPU. BUNDLE_HELM_CACHE=off renders every time.
+HELM_CACHE_DIR = TOOLS_DIR / "cache" / "helm-template"
+_HELM_CACHE_MAX = 2000  # entries; the least recently used ones go first
+
+
+def run_helm(*args: str, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(
+        [helm_binary(), *args], capture_output=True, text=True, env={**os.environ, **env} if env else None
+    )
     if proc.returncode != 0:
         raise HelmError(f"helm {' '.join(args[:2])} failed ({proc.returncode}):\n{proc.stderr.strip()}")
     return proc.stdout
 
 
-def template(chart: Path, release_name: str, namespace: str, values: dict[str, Any]) -> list[dict[str, Any]]:
-    """`helm template` with the given values; returns the rendered objects."""
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        yaml.dump(values, f, Dumper=yaml.CSafeDumper, sort_keys=True)
-        values_path = f.name
+def _template_key(helm: str, chart: Path, release_name: str, namespace: str, values_text: str) -> str:
+    h = hashlib.sha256()
+    binary = Path(helm).resolve()
+    st = binary.stat()
+    settings = sorted((k, v) for k, v in os.environ.items() if k.startswith("HELM_"))
+    h.update(json.dumps([str(binary), st.st_size, st.st_mtime_ns, release_name, namespace, settings]).encode())
+    for f in sorted(p for p in chart.rglob("*") if p.is_file()):
+        h.update(b"\0" + str(f.relative_to(chart)).encode() + b"\0" + f.read_bytes())
+    h.update(b"\0values\0" + values_text.encode())
+    return h.hexdigest()
+
+
+def _cache_put(path: Path, text: str) -> None:
     try:
-        out = run_helm("template", release_name, str(chart), "--namespace", namespace, "--values", values_path)
-    finally:
-        os.unlink(values_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)  # atomic: a concurrent reader sees the whole file or none
+        entries = list(path.parent.glob("*.yaml"))
+        if len(entries) > _HELM_CACHE_MAX:
+            for old in sorted(entries, key=lambda p: p.stat().st_mtime)[: len(entries) - _HELM_CACHE_MAX // 2]:
+                old.unlink(missing_ok=True)
+    except OSError:
+        pass  # a cache that cannot be written only costs the next call a helm run
+
+
+def template(chart: Path, release_name: str, namespace: str, values: dict[str, Any]) -> list[dict[str, Any]]:
+    """`helm template` with the given values; returns the rendered objects (from the digest cache when the
+    same inputs were rendered before: only successful renders are kept)."""
+    values_text = yaml.dump(values, Dumper=yaml.CSafeDumper, sort_keys=True)
+    helm = helm_binary()
+    cached = None
+    if os.environ.get("BUNDLE_HELM_CACHE", "on") != "off":
+        cached = HELM_CACHE_DIR / f"{_template_key(helm, chart, release_name, namespace, values_text)}.yaml"
+    if cached is not None and cached.is_file():
+        out = cached.read_text()
+        os.utime(cached)
+    else:
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+            f.write(values_text)
+            values_path = f.name
+        try:
+            args = ("template", release_name, str(chart), "--namespace", namespace, "--values", values_path)
+            out = run_helm(*args, env=_TEMPLATE_ENV)
+        finally:
+            os.unlink(values_path)
+        if cached is not None:
+            _cache_put(cached, out)
     # LibYAML's parser (PyYAML's C binding): the same documents, several times faster than the pure-Python one.
     return [doc for doc in yaml.load_all(out, Loader=yaml.CSafeLoader) if doc]
 

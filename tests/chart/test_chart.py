@@ -290,3 +290,40 @@ def render_release_objects(release):
     from infra.sinks.helm import render_release
 
     return render_release(release)
+
+
+def test_template_cache_returns_helms_output_and_misses_on_any_changed_input(tmp_path, monkeypatch):
+    """infra.sinks.helm keeps `helm template` output by a digest of its inputs: a second render of the same
+    inputs runs no helm; another value, release, namespace or chart file renders again; a failure is not kept."""
+    import infra.sinks.helm as helm
+
+    monkeypatch.setattr(helm, "HELM_CACHE_DIR", tmp_path / "cache")
+    monkeypatch.delenv("BUNDLE_HELM_CACHE", raising=False)
+    chart = tmp_path / "chart"
+    subprocess.run(["cp", "-r", str(CHART_DIR), str(chart)], check=True)
+    calls: list[tuple[str, ...]] = []
+    real = helm.run_helm
+
+    def counting(*args: str, **kw):
+        calls.append(args)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(helm, "run_helm", counting)
+    values = {"replicaCount": 2}
+    first = template(chart, "r", "ns", values)
+    assert len(calls) == 1 and len(list((tmp_path / "cache").glob("*.yaml"))) == 1
+    assert template(chart, "r", "ns", values) == first and len(calls) == 1  # served from the cache
+    template(chart, "r", "ns", {"replicaCount": 3})
+    template(chart, "r2", "ns", values)
+    template(chart, "r", "ns2", values)
+    assert len(calls) == 4
+    (chart / "templates" / "extra.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra}\n")
+    with_extra = template(chart, "r", "ns", values)
+    assert "ConfigMap" in {o["kind"] for o in with_extra} and len(calls) == 5
+    with pytest.raises(helm.HelmError):
+        template(chart, "r", "ns", {"replicaCount": "two"})  # values.schema.json refuses it
+    with pytest.raises(helm.HelmError):
+        template(chart, "r", "ns", {"replicaCount": "two"})  # ... again: failures are never cached
+    assert len(calls) == 7
+    monkeypatch.setenv("BUNDLE_HELM_CACHE", "off")
+    assert template(chart, "r", "ns", values) == with_extra and len(calls) == 8

@@ -1,4 +1,4 @@
-"""The real Pulumi engine on the `local` stack against the suite's own kwok cluster (`jina-engine`).
+"""The real Pulumi engine on the `local` stack against the e2e session's kwok cluster (tests/e2e/conftest.py).
 
 `python -m infra engine` runs the pinned `pulumi` CLI and pulumi-resource-kubernetes; the program is served
 inline by the Automation API because the Python language host cannot be built here (infra/sinks/pulumi/engine.py). The
@@ -23,7 +23,7 @@ import pytest
 from infra.core.paths import REPO_ROOT
 from infra.core.plan import build_for_env
 from tests.conftest import type_token
-from tests.e2e.kube import objects_in, running_cluster
+from tests.e2e.kube import objects_in
 from tests.e2e.privileged_program import NAME as PRIVILEGED
 from tests.e2e.pulumi_engine import (
     POLICY_PACK,
@@ -34,14 +34,14 @@ from tests.e2e.pulumi_engine import (
 from tests.unit.pulumi_program_harness import PLAINTEXT
 
 pytestmark = pytest.mark.e2e
-CLUSTER = "jina-engine"
 ENV = "local"
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    with running_cluster(CLUSTER, nodes_env=ENV) as c:
-        yield c
+def cluster(e2e_cluster, plan):
+    """The session's cluster, once the previous module's stack is gone (a cluster of its own cost ~40 s more)."""
+    e2e_cluster.kubectl("wait", "--for=delete", f"namespace/{plan.namespace}", "--timeout=180s", check=False)
+    return e2e_cluster
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """`make demo` (the README's first command) and `make demo-down`, run as a user runs them, on a cluster
-and state backend of the test's own (BUNDLE_CLUSTER_NAME=jina-engine-demo, a temp PULUMI_BACKEND_URL)."""
+and state backend of the test's own (BUNDLE_CLUSTER_NAME=<the e2e cluster's name>-demo, a temp PULUMI_BACKEND_URL)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 from infra.core.paths import REPO_ROOT
 from infra.core.plan import build_for_env
 from infra.sinks.helm import TOOLS_DIR
-from tests.e2e.kube import ClusterLock
+from tests.e2e.kube import CLUSTER_NAME, ClusterLock
 
 pytestmark = pytest.mark.e2e
-CLUSTER = "jina-engine-demo"
+CLUSTER = f"{CLUSTER_NAME}-demo"  # BUNDLE_E2E_CLUSTER keeps two checkouts' demos apart too
 
 
 def make(target: str, env: dict[str, str]) -> subprocess.CompletedProcess:
