@@ -221,6 +221,8 @@ def flux_env(e2e_cluster: Cluster) -> Iterator[dict[str, Any]]:
     cluster = e2e_cluster
     tmp = Path(tempfile.mkdtemp(prefix=f"{CLUSTER_NAME}-flux-"))
     pv_name = f"{CLUSTER_NAME}-flux-weights"
+    # an earlier module may still be deleting it (test_export_applies removes it without waiting)
+    cluster.kubectl("wait", "--for=delete", f"namespace/{FLUX_NAMESPACE}", "--timeout=120s", check=False)
     cluster.kubectl("create", "namespace", FLUX_NAMESPACE)
     pv = {
         "apiVersion": "v1",
