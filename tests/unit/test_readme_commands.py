@@ -6,6 +6,7 @@ themselves (the section tests named in the pages); here the write-mode commands 
 from __future__ import annotations
 
 import filecmp
+import json
 import re
 import shlex
 import shutil
@@ -130,3 +131,23 @@ def test_docs_in_write_mode_rewrites_only_the_generated_blocks(tmp_path):
     assert proc.returncode == 0, proc.stderr
     for committed in (REPO_ROOT / "docs").glob("*.md"):
         assert (tmp_path / "docs" / committed.name).read_text() == committed.read_text(), committed.name
+
+
+def test_make_ci_time_warm_times_each_step_of_a_tier(tmp_path):
+    """docs/development.md's `make ci-time CI_TIME_ARGS=...`: the warm mode times every toolchain component (found
+    cached) and the tiers asked for, wall and CPU each, into the JSON it names. The alerts tier is the one run here
+    (the cold mode builds everything from empty caches: an hour, measured by hand and recorded in the page)."""
+    assert any(c[:2] == ["make", "ci-time"] for c in doc_commands())
+    out = tmp_path / "ci-time.json"
+    proc = subprocess.run(
+        ["make", "ci-time", f"CI_TIME_ARGS=--warm-only --tiers alerts --json {out}"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = {(r["group"], r["name"]): r for r in json.loads(out.read_text())["rows"]}
+    assert rows[("tests", "alerts")]["rc"] == 0 and rows[("tests", "alerts")]["cpu_s"] > 0, rows
+    assert {"helm", "kubernetes", "pulumi"} <= {name for group, name in rows if group == "toolchain"}, rows
+    assert "total     all" in proc.stdout
