@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import re
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,29 @@ def free_port() -> int:
 FUZZ_CASES: dict[str, int] = {}
 
 
+# Each tier's time (tests/<tier>/): first test's start to last test's end, fixtures' set-up and teardown included.
+TIER_TIMES: dict[str, list[float]] = {}
+
+
+def _tier(nodeid: str) -> str:
+    return nodeid.split("/")[1] if nodeid.startswith("tests/") and nodeid.count("/") >= 2 else ""
+
+
+def pytest_runtest_logstart(nodeid, location) -> None:
+    if tier := _tier(nodeid):
+        TIER_TIMES.setdefault(tier, [time.monotonic(), 0.0])
+
+
+def pytest_runtest_logfinish(nodeid, location) -> None:
+    if (tier := _tier(nodeid)) in TIER_TIMES:
+        TIER_TIMES[tier][1] = time.monotonic()
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
+    if TIER_TIMES:
+        terminalreporter.write_line(
+            "tier times: " + ", ".join(f"{tier} {end - start:.0f} s" for tier, (start, end) in TIER_TIMES.items())
+        )
     if FUZZ_CASES:
         terminalreporter.write_line(
             f"hypothesis cases tried: {sum(FUZZ_CASES.values())} ("
