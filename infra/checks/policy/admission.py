@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import secrets
 import shutil
 import socket
@@ -225,6 +226,7 @@ class LocalApiServer:
         self.token = secrets.token_hex(16)
         self.port = _free_port()
         self.procs: list[subprocess.Popen] = []
+        self.watcher: subprocess.Popen | None = None
         self.minor = ""
 
     def start(self, timeout: float = 120) -> LocalApiServer:
@@ -276,6 +278,20 @@ class LocalApiServer:
                 stderr=subprocess.STDOUT,
             )
         )
+        # A process that is killed (the policy pack's analyzer is, by the Pulumi engine) runs no atexit: a watcher
+        # outside it stops both servers once it is gone, so they never outlive their owner.
+        pids = " ".join(str(p.pid) for p in self.procs)
+        self.watcher = subprocess.Popen(
+            # kube-apiserver's graceful shutdown can hang once etcd is gone: SIGKILL after 10 s
+            [
+                "sh",
+                "-c",
+                f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; kill {pids}; sleep 10; kill -9 {pids}",
+            ],
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(p.poll() is not None for p in self.procs):
@@ -291,6 +307,9 @@ class LocalApiServer:
         raise AdmissionError(f"kube-apiserver not ready within {timeout:.0f} s: {logs}")
 
     def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.kill()
+            self.watcher.wait()
         for p in reversed(self.procs):
             p.terminate()
         for p in self.procs:
