@@ -32,11 +32,13 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)
+from infra.core.catalog import SHAPE  # noqa: E402  (pure dataclasses: runs on the GPU host too)
+
 FLAGS_FILE = os.path.join(HERE, "stack_flags.json")
 ENVS = ("dev", "staging", "prod", "prod-amd")
 WORDS = [f"w{n}" for n in range(3000)]  # the word-level tokenizer of make_checkpoint.py: 1 word = 1 token
 GIB = 2**30
-KV_BYTES_PER_TOKEN = 2 * 28 * 8 * 128 * 2  # K and V x 28 layers x 8 KV heads x head_dim 128 x bf16 = 114,688 B
 
 # ---------------------------------------------------------------------------------------------------------- flags
 
@@ -693,7 +695,7 @@ class Runner:
             # Concurrent starts on one device charge each other's allocations to their own profiling
             # (vllm-project/vllm#55827); --kv-cache-memory-bytes skips that estimate (vllm/v1/worker/gpu_worker.py).
             a = f["prod"]["retrieval"]["vllm_args"]
-            kv_bytes = int(f["prod"]["retrieval"]["kv_cache_tokens_predicted"]) * KV_BYTES_PER_TOKEN
+            kv_bytes = int(f["prod"]["retrieval"]["kv_cache_tokens_predicted"]) * SHAPE.kv_bytes_per_token
             mig_gib = 9.31 * float(flag(a, "--gpu-memory-utilization"))
             self.pack(
                 name,

@@ -30,6 +30,7 @@ import yaml
 
 from infra.core.paths import REPO_ROOT
 from infra.core.platform_objects import WEIGHTS_FILE_PATTERNS
+from tests.conftest import TIER_TIMES
 from tests.vllm.harness import (
     REPLACEMENTS,
     TOOLS_DIR,
@@ -44,7 +45,6 @@ from tests.vllm.harness import (
 HERE = Path(__file__).parent
 SERVERS = {"nvidia-base": ("prod", "clustering"), "amd-merged": ("prod-amd", "retrieval")}
 FIXTURE_ROOT = TOOLS_DIR / "vllm-fixtures"
-_TIER_TIME: dict[str, float] = {}  # monotonic start of the tier's first test and end of its last
 
 TEXTS = [
     "Document: Photosynthesis lets plants convert light energy from the sun into chemical energy stored in sugar.",
@@ -249,23 +249,10 @@ def servers(fixture_cache):
         print("\n[vllm-tier] servers stopped")
 
 
-def _in_tier(nodeid: str) -> bool:
-    return nodeid.startswith("tests/vllm/")
-
-
-def pytest_runtest_logstart(nodeid, location):
-    if _in_tier(nodeid):
-        _TIER_TIME.setdefault("start", time.monotonic())
-
-
-def pytest_runtest_logfinish(nodeid, location):
-    if _in_tier(nodeid):
-        _TIER_TIME["end"] = time.monotonic()
-
-
 def pytest_sessionfinish(session, exitstatus):
-    if "start" in _TIER_TIME:
+    if "vllm" in TIER_TIMES:  # timed by tests/conftest.py, like every tier
+        start, end = TIER_TIMES["vllm"]
         sys.stdout.write(
-            f"\n[vllm-tier] tier time: {_TIER_TIME['end'] - _TIER_TIME['start']:.0f} s "
+            f"\n[vllm-tier] tier time: {end - start:.0f} s "
             f"(first to last test of tests/vllm, server start-ups and teardown included)\n"
         )
