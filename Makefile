@@ -26,20 +26,14 @@ venv: $(VENV)/.installed ## the project's Python environment (.venv), pinned by 
 tools: ## build or reuse the pinned toolchain (tools/bootstrap.sh)
 	tools/bootstrap.sh
 
-# TEST_JOBS=2: the e2e tier (mostly waiting on its cluster and the Pulumi engine) runs as a second pytest process
-# beside the other tiers; its output follows theirs. Default 1: one process, as CI runs it.
-TEST_JOBS ?= 1
-E2E_LOG := build/test-e2e.log
+# TEST_JOBS: parallel pytest workers (pytest-xdist). Whole test modules go to a worker, the vllm tier as one group,
+# longest first (tests/conftest.py). 4 on 2 cores: the e2e and vllm modules spend most of their time waiting on
+# their cluster, the Pulumi engine and vLLM's start-up. TEST_JOBS=1: one process, in collection order.
+TEST_JOBS ?= 4
+XDIST_ARGS := $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --no-loadscope-reorder)
 
-test: venv tools ## every test tier: unit, chart, policy, alerts, e2e, vllm (what CI runs; TEST_JOBS=2: e2e beside)
-ifeq ($(TEST_JOBS),1)
-	$(TOOLS_ENV) && $(PY) -m pytest
-else
-	mkdir -p build
-	$(TOOLS_ENV) && { $(PY) -m pytest -p no:cacheprovider -m e2e >$(E2E_LOG) 2>&1 & e2e=$$!; rc=0; \
-	  $(PY) -m pytest -p no:cacheprovider -m "not e2e" || rc=$$?; wait $$e2e || rc=$$?; \
-	  echo "--- e2e tier ($(E2E_LOG)):"; cat $(E2E_LOG); exit $$rc; }
-endif
+test: venv tools ## every test tier: unit, chart, policy, alerts, e2e, vllm (what CI runs; TEST_JOBS=4 workers)
+	$(TOOLS_ENV) && $(PY) -m pytest $(XDIST_ARGS)
 
 test-fast: venv ## the tiers that need no cluster and no vLLM (unit, chart, policy, alerts)
 	$(TOOLS_ENV) && tools/bootstrap.sh helm promtool kube-score kubernetes etcd crds && $(PY) -m pytest -m "not e2e and not vllm"

@@ -86,6 +86,36 @@ def pytest_runtest_logfinish(nodeid, location) -> None:
         TIER_TIMES[tier][1] = time.monotonic()
 
 
+# Parallel runs (`make test`, TEST_JOBS workers of pytest-xdist, https://pytest-xdist.readthedocs.io). A worker
+# takes whole units: a test module, so its module fixtures (an e2e module's deployed stack) run once, and the whole
+# vllm tier, so its session fixtures (the vLLM servers, Prometheus) start once. Units are handed out in collection
+# order as workers free up (`--no-loadscope-reorder`), so the longest go first: the vllm tier, then the e2e modules
+# (mostly waiting on their cluster), then the rest. Each worker that gets an e2e module starts its own cluster
+# (tests/e2e/kube.py, CLUSTER_NAME). xdist's own `--dist loadgroup` cannot express this here: it renames
+# `item._nodeid`, which pytest 9 no longer reads (nodeids come from `item._id`), so every test was its own unit.
+LONGEST_TIERS_FIRST = {"vllm": 0, "e2e": 1, "policy": 2}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    items.sort(key=lambda item: LONGEST_TIERS_FIRST.get(_tier(item.nodeid), len(LONGEST_TIERS_FIRST)))
+
+
+def work_unit(nodeid: str) -> str:
+    """The tests one xdist worker runs together: the vllm tier, else the test's module."""
+    return "tests/vllm" if _tier(nodeid) == "vllm" else nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own choice from --dist
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class TierScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:  # the hook LoadScopeScheduling's subclasses override
+            return work_unit(nodeid)
+
+    return TierScheduling(config, log)
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     if TIER_TIMES:
         terminalreporter.write_line(

@@ -146,8 +146,19 @@ cmd_up() {
     fi
     write_config
     log "creating cluster $NAME (binary runtime, bind 127.0.0.1) ..."
-    kwokctl create cluster --name "$NAME" --config "$CONFIG" --runtime binary \
-      --kubeconfig "$KUBECONFIG" --wait "$WAIT"
+    # One creation at a time per KWOK_WORKDIR: kwokctl picks each component's port by scanning down from the
+    # last one it handed out and taking the first that is free at that moment, so two clusters created at once
+    # (parallel test workers, `make test TEST_JOBS=...`) pick the same ports. Once `create --wait` returns,
+    # this cluster's components hold theirs and the next creation skips them.
+    # https://github.com/kubernetes-sigs/kwok/blob/v0.8.0/pkg/utils/net/unused_port.go
+    mkdir -p "$KWOK_WORKDIR"
+    # kwokctl runs with fd 8 closed (8>&-): the components it starts would inherit the lock and hold it as long
+    # as the cluster runs.
+    (
+      flock 8
+      kwokctl create cluster --name "$NAME" --config "$CONFIG" --runtime binary \
+        --kubeconfig "$KUBECONFIG" --wait "$WAIT" 8>&-
+    ) 8>"$KWOK_WORKDIR/.create.lock"
   fi
   kubectl config use-context "kwok-$NAME" >/dev/null
   for f in "$@"; do

@@ -30,7 +30,9 @@ from infra.core.plan import Plan, build_for_env
 from infra.sinks.helm import TOOLS_DIR, effective_values
 
 # BUNDLE_E2E_CLUSTER lets two checkouts run the e2e tier side by side, each with a cluster of its own.
-CLUSTER_NAME = os.environ.get("BUNDLE_E2E_CLUSTER", "jina-e2e")
+# One cluster per pytest-xdist worker (`make test` runs TEST_JOBS of them): gw0, gw1, ... get jina-e2e-gw0, ...
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+CLUSTER_NAME = os.environ.get("BUNDLE_E2E_CLUSTER", "jina-e2e") + (f"-{_WORKER}" if _WORKER else "")
 CLUSTER_SH = REPO_ROOT / "tools" / "cluster.sh"
 # A second session waits this long for the first one's cluster to go (they would share its name).
 LOCK_WAIT_S = 20 * 60

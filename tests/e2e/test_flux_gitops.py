@@ -19,6 +19,7 @@ kwok runs no containers: pods become Ready, and a Job's pod Succeeded, through k
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
@@ -183,6 +184,13 @@ def deployments(api: Any, namespace: str) -> dict[str, Any]:
     return {d.metadata.name: d for d in listed.items}
 
 
+def pod_template(d: Any) -> str:
+    """What a Deployment runs (its pod template), as a stable string. A roll changes it; a replica count does
+    not: the local stack's HPAs scale Deployments while the test watches, and every scale bumps
+    metadata.generation, so the generation cannot tell a roll from a scale."""
+    return json.dumps(d.spec.template.to_dict(), sort_keys=True, default=str)
+
+
 def settled(d: Any) -> bool:
     s = d.status
     return (
@@ -303,7 +311,7 @@ def test_flux_reconciles_the_export(e2e_cluster: Cluster, flux_env: dict[str, An
     def sample() -> dict:
         # Deployments first, then Jobs, then the Namespace: each is created after the one read next, so a
         # sample that shows a Deployment also shows the Job it waited for (and the Job, the Namespace).
-        deps = {n: (d.metadata.generation, settled(d)) for n, d in deployments(api, ns).items()}
+        deps = {n: (pod_template(d), settled(d)) for n, d in deployments(api, ns).items()}
         jobs = job_state(api, ns)
         listed: Any = client.CoreV1Api(api).list_namespace()
         namespaces = [n.metadata.name for n in listed.items]
@@ -329,7 +337,7 @@ def test_flux_reconciles_the_export(e2e_cluster: Cluster, flux_env: dict[str, An
     clock.step("a. first sync (platform -> weights Job completed -> servers)")
 
     # b. a new model revision: a new Job replaces the old, then the servers roll
-    before = {n: d.metadata.generation for n, d in deployments(api, ns).items()}
+    before = {n: pod_template(d) for n, d in deployments(api, ns).items()}
     write_stack(stack_root, NEW_REVISION)
     export_into(work, stack_root)
     sha2 = commit(work, f"retrieval: model revision {NEW_REVISION}")
@@ -345,7 +353,7 @@ def test_flux_reconciles_the_export(e2e_cluster: Cluster, flux_env: dict[str, An
     # seen: the new Job (running or completed) while retrieval still ran the old revision
     assert any(set(s["jobs"]) == set(job2) and s["deployments"][retrieval][0] == before[retrieval] for s in samples)
     after = deployments(api, ns)
-    assert after[retrieval].metadata.generation > before[retrieval]
+    assert pod_template(after[retrieval]) != before[retrieval]
     assert NEW_REVISION in yaml.safe_dump(after[retrieval].spec.template.to_dict())
     wait_until(lambda: all(settled(d) for d in deployments(api, ns).values()), 60, "every Deployment settled")
     clock.step(f"b. new revision: Job {next(iter(job1))} -> {next(iter(job2))}, then retrieval rolled")
@@ -363,7 +371,7 @@ def test_flux_reconciles_the_export(e2e_cluster: Cluster, flux_env: dict[str, An
 
     # d. a bad commit is refused; the running version serves on
     serving = deployments(api, ns)[fixed]
-    good = {n: d.metadata.generation for n, d in deployments(api, ns).items()}
+    good = {n: pod_template(d) for n, d in deployments(api, ns).items()}
     path = work / "manifests" / ENV / "text-matching" / f"deployment-{fixed}.yaml"
     doc = yaml.safe_load(path.read_text())
     doc["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] = "lots"
@@ -382,7 +390,7 @@ def test_flux_reconciles_the_export(e2e_cluster: Cluster, flux_env: dict[str, An
     assert f"Deployment/{ns}/{fixed}" in cond["message"] and "quantities must match" in cond["message"], cond
     assert kustomizations(api)[bad]["status"]["lastAppliedRevision"].endswith(sha2)
     now = deployments(api, ns)[fixed]
-    assert now.metadata.generation == serving.metadata.generation and settled(now), now.status
+    assert pod_template(now) == pod_template(serving) and settled(now), now.status
     clock.step("d. bad commit refused, the running version serves on")
 
     # e. a revert commit restores the previous state
@@ -392,7 +400,7 @@ def test_flux_reconciles_the_export(e2e_cluster: Cluster, flux_env: dict[str, An
     deploy(sha4)
     watch(cluster, sample, lambda: all_applied(api, sha4, names), f"the revert {sha4[:12]}")
     final = deployments(api, ns)
-    assert {n: d.metadata.generation for n, d in final.items()} == good
+    assert {n: pod_template(d) for n, d in final.items()} == good
     assert all(settled(d) for d in final.values())
     controllers.assert_running()
     clock.step("e. revert commit applied, state as before the bad commit")
