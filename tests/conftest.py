@@ -105,7 +105,7 @@ def work_unit(nodeid: str) -> str:
     return "tests/vllm" if _tier(nodeid) == "vllm" else nodeid.split("::", 1)[0]
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own choice from --dist
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # before xdist's own choice from --dist; optional: -p no:xdist
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
@@ -114,6 +114,18 @@ def pytest_xdist_make_scheduler(config, log):
             return work_unit(nodeid)
 
     return TierScheduling(config, log)
+
+
+def pytest_sessionfinish(session) -> None:
+    # an xdist worker hands its counts to the controller, which prints the summary (pytest_testnodedown below)
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["fuzz_cases"] = dict(FUZZ_CASES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    for name, n in getattr(node, "workeroutput", {}).get("fuzz_cases", {}).items():
+        FUZZ_CASES[name] = FUZZ_CASES.get(name, 0) + n
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
