@@ -307,17 +307,20 @@ class LocalApiServer:
         raise AdmissionError(f"kube-apiserver not ready within {timeout:.0f} s: {logs}")
 
     def stop(self) -> None:
-        if self.watcher is not None:
-            self.watcher.kill()
-            self.watcher.wait()
+        # kube-apiserver first, and waited for while etcd still answers (its graceful shutdown hangs once etcd is
+        # gone), then etcd. The watcher goes last: a stop cut short (an xdist worker's teardown is) still leaves it
+        # to finish the job; stopped first, it left one kube-apiserver behind per test run.
         for p in reversed(self.procs):
             p.terminate()
-        for p in self.procs:
             try:
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
+                p.wait()
         self.procs = []
+        if self.watcher is not None:
+            self.watcher.kill()
+            self.watcher.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> LocalApiServer:
