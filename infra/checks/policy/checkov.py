@@ -1,9 +1,9 @@
 """Checkov's Kubernetes checks over everything the bundle renders: `python -m infra checkov`.
 
-Checkov lives in its own virtualenv (.venv-checkov, `make checkov-venv`; its pins conflict with
-pulumi's), so this module runs it as a program and reads its JSON report. It writes every stack's and
-every chart scenario's objects (infra.sinks.bundles) one file per object, runs Checkov over them and
-over the committed manifests/ tree, and fails on any failed check, any parsing error, and any
+Checkov lives in its own virtualenv in the tool cache (`tools/bootstrap.sh checkov`, pinned by
+requirements-checkov.lock; its pins conflict with pulumi's), so this module runs it as a program and reads its
+JSON report. It writes every stack's and every chart scenario's objects (infra.sinks.bundles) one file per
+object, runs Checkov over them and over the committed manifests/ tree, and fails on any failed check, any parsing error, and any
 suppression (`checkov.io/skipN: CKV_K8S_xx=<reason>`) without a reason.
 """
 
@@ -20,10 +20,10 @@ from typing import Any
 import yaml
 
 from infra.core.names import object_stem
-from infra.core.paths import REPO_ROOT
+from infra.core.paths import TOOLS_DIR
 
-CHECKOV_VENV = REPO_ROOT / ".venv-checkov"
-CHECKOV_VERSION = "3.3.30"
+# tools/bootstrap.sh builds it into $BUNDLE_TOOLS_DIR/checkov-<CHECKOV_VERSION of tools/versions.env>, linked as checkov
+CHECKOV_VENV = TOOLS_DIR / "checkov" / "venv"
 # Offline: no PyPI version check, no Prisma Cloud ID mapping, no guideline download (--skip-download).
 OFFLINE_ENV = {"CKV_SKIP_PACKAGE_UPDATE_CHECK": "true", "BC_SKIP_MAPPING": "TRUE", "PYTHONWARNINGS": "ignore"}
 NO_REASON = "No comment provided"  # what Checkov records for a skip annotation without `=<reason>`
@@ -33,7 +33,8 @@ def checkov_binary() -> Path:
     binary = CHECKOV_VENV / "bin" / "checkov"
     if not binary.exists():
         raise FileNotFoundError(
-            f"{binary} not found: run `make checkov-venv` (installs checkov=={CHECKOV_VERSION} from requirements-checkov.lock)"
+            f"{binary} not found: run `tools/bootstrap.sh checkov` (installs the checkov pinned in tools/versions.env"
+            " from requirements-checkov.lock into the tool cache)"
         )
     return binary
 
