@@ -5,14 +5,15 @@
 
 Cold (the default): a clean clone of HEAD in a temporary directory, with EMPTY caches there (BUNDLE_TOOLS_DIR,
 GOCACHE, GOMODCACHE, PIP_CACHE_DIR) and fresh virtualenvs; it times `make venv`, `tools/bootstrap.sh <c>` for each
-component of `bootstrap.sh --list` in build order, `make checkov-venv`, then each test tier (`pytest tests/<tier>`)
-in the clone. --warm-only: the checkout itself with the machine's caches (`bootstrap.sh` finds everything cached),
-then the tiers. Uncommitted changes are in the warm run only (the cold one clones HEAD).
+component of `bootstrap.sh --list` in build order, then the tests as CI runs them: `make test` (TEST_JOBS workers,
+tiers side by side), with CI=true. --tiers unit,e2e,...: each tier alone instead (`pytest tests/<tier>`, one
+process), to see what each costs. --warm-only: the checkout itself with the machine's caches (`bootstrap.sh` finds
+everything cached), then the tests. Uncommitted changes are in the warm run only (the cold one clones HEAD).
 
 For each step it prints wall seconds and CPU seconds: user+sys of every child process that was waited for
 (getrusage(RUSAGE_CHILDREN), https://man7.org/linux/man-pages/man2/getrusage.2.html). CPU does not grow when other
 jobs load the machine; wall does. Each step's output goes to a log file (its path is printed); a step that fails is
-reported with its exit status and the run goes on with the tiers (a failed toolchain step stops it).
+reported with its exit status and the run goes on with the tests (a failed toolchain step stops it).
 Run it niced on a shared machine: `nice -n 10 make ci-time`.
 """
 
@@ -78,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warm-only", action="store_true", help="the checkout with the machine's caches, no clone")
     ap.add_argument("--keep", action="store_true", help="keep the cold run's temporary directory")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
-    ap.add_argument("--tiers", default=",".join(TIERS), help=f"comma-separated tiers (default: {','.join(TIERS)})")
+    ap.add_argument(
+        "--tiers", default="", help=f"time these tiers one by one instead of `make test` ({','.join(TIERS)})"
+    )
     args = ap.parse_args(argv)
     tiers = [t for t in args.tiers.split(",") if t]
     bad = [t for t in tiers if not (REPO / "tests" / t).is_dir()]
@@ -118,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     ).stdout.split()
     for c in components:
         ok = ok and toolchain(c, ["tools/bootstrap.sh", c])
-    ok = ok and toolchain("checkov-venv", ["make", "checkov-venv"])
+    if ok and not tiers:
+        timer.step("tests", "make test", ["make", "test"], src, env | {"CI": "true"})
     if ok:
         for t in tiers:
             shell = f'source tools/env.sh && exec .venv/bin/python -m pytest -q -p no:cacheprovider "tests/{t}"'
