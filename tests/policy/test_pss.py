@@ -5,14 +5,19 @@ admission.py), and one mutation per control proving the real admission code catc
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from infra.checks.policy import admission
 from infra.checks.policy.admission import BASELINE, RESTRICTED
+from infra.core.paths import REPO_ROOT
 from infra.core.stackfile import load_stack
+from tests.e2e.kube import wait_until
 from tests.policy.conftest import find
 
 
@@ -244,3 +249,36 @@ def test_container_level_settings_override_a_good_pod_level_only_where_the_admis
     ]  # every container is visited
     flagged = {v.control.removeprefix("pss.") for v in admission.check_object(_pod(spec), RESTRICTED, api)}
     assert flagged == {"allowPrivilegeEscalation", "capabilities_restricted"}
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (a killed server waits for its reaper as one)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_killed_owner_leaves_no_server_and_no_directory():
+    """The Pulumi engine kills the policy pack's analyzer, which runs no atexit: the watcher stops both servers and
+    removes their directory (certificates, token file, etcd data) once the owner is gone."""
+    program = (
+        "import sys\n"
+        "from infra.checks.policy.admission import LocalApiServer\n"
+        "api = LocalApiServer().start()\n"
+        "print(api.dir, *(p.pid for p in api.procs), flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", program], cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert owner.stdout is not None
+        directory, *pids = owner.stdout.readline().split()
+        assert Path(directory).is_dir() and len(pids) == 2 and all(_running(int(p)) for p in pids)
+    finally:
+        owner.kill()
+        owner.wait()
+    # the watcher polls every second, sends SIGTERM, and SIGKILL 10 s later
+    wait_until(lambda: not any(_running(int(p)) for p in pids), 30, f"kube-apiserver and etcd ({pids}) to stop")
+    wait_until(lambda: not Path(directory).exists(), 15, f"{directory} to be removed")

@@ -25,6 +25,7 @@ import atexit
 import json
 import os
 import secrets
+import shlex
 import shutil
 import socket
 import ssl
@@ -279,14 +280,16 @@ class LocalApiServer:
             )
         )
         # A process that is killed (the policy pack's analyzer is, by the Pulumi engine) runs no atexit: a watcher
-        # outside it stops both servers once it is gone, so they never outlive their owner.
+        # outside it stops both servers once it is gone, so they never outlive their owner, and removes their
+        # directory (certificates, token file, etcd data).
         pids = " ".join(str(p.pid) for p in self.procs)
         self.watcher = subprocess.Popen(
             # kube-apiserver's graceful shutdown can hang once etcd is gone: SIGKILL after 10 s
             [
                 "sh",
                 "-c",
-                f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; kill {pids}; sleep 10; kill -9 {pids}",
+                f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; kill {pids}; sleep 10; kill -9 {pids}; "
+                f"rm -rf {shlex.quote(str(self.dir))}",
             ],
             start_new_session=True,
             stdout=subprocess.DEVNULL,
