@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warm-only", action="store_true", help="the checkout with the machine's caches, no clone")
     ap.add_argument("--keep", action="store_true", help="keep the cold run's temporary directory")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    ap.add_argument("--toolchain-only", action="store_true", help="stop after the toolchain: no tests")
     ap.add_argument(
         "--tiers", default="", help=f"time these tiers one by one instead of `make test` ({','.join(TIERS)})"
     )
@@ -121,9 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     ).stdout.split()
     for c in components:
         ok = ok and toolchain(c, ["tools/bootstrap.sh", c])
-    if ok and not tiers:
+    if ok and not tiers and not args.toolchain_only:
         timer.step("tests", "make test", ["make", "test"], src, env | {"CI": "true"})
-    if ok:
+    if ok and not args.toolchain_only:
         for t in tiers:
             shell = f'source tools/env.sh && exec .venv/bin/python -m pytest -q -p no:cacheprovider "tests/{t}"'
             timer.step("tests", t, ["bash", "-c", shell], src, env)
