@@ -136,7 +136,18 @@ def fixture_cache() -> dict:
     }
 
 
-def run_reference(jobs: list[dict], texts: list[str]) -> list[list[list[float]]]:
+def run_reference(jobs: list[dict], texts: list[str], cache_dir: Path) -> list[list[list[float]]]:
+    """The reference's vectors of `texts` for each job. Kept in the fixture cache (`cache_dir`, itself keyed by the
+    checkpoint generator) under a digest of everything that decides them: the jobs, the texts, reference.py and
+    the vLLM virtualenv's lock (torch, transformers). A warm run reads them instead of loading torch again."""
+    key = hashlib.sha256(
+        json.dumps(
+            [jobs, texts, (HERE / "reference.py").read_text(), (REPO_ROOT / "requirements-vllm.lock").read_text()]
+        ).encode()
+    ).hexdigest()[:16]
+    cached = cache_dir / f"reference-{key}.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
     out = subprocess.run(
         [vllm_python(), str(HERE / "reference.py"), "--snapshot", ".", "--jobs", json.dumps(jobs)],
         input=json.dumps(texts),
@@ -145,6 +156,9 @@ def run_reference(jobs: list[dict], texts: list[str]) -> list[list[list[float]]]
         check=False,
     )
     assert out.returncode == 0, out.stderr[-3000:]
+    tmp = cached.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(out.stdout)
+    os.replace(tmp, cached)  # atomic: a concurrent session reads the whole file or none
     return json.loads(out.stdout)
 
 
@@ -166,7 +180,7 @@ def reference(fixture_cache) -> dict:
             keys += [("base", t, dims), ("merged", t, dims)]
     jobs.append({"snapshot": str(src / "base"), "dimensions": 1024})
     keys.append(("raw", None, 1024))
-    return dict(zip(keys, run_reference(jobs, TEXTS), strict=False))
+    return dict(zip(keys, run_reference(jobs, TEXTS, fixture_cache["root"]), strict=False))
 
 
 @pytest.fixture(scope="session")
@@ -179,7 +193,9 @@ def golden_file(fixture_cache, tmp_path_factory) -> Path:
     tasks = ("retrieval", "text-matching", "classification", "clustering")
     src = fixture_cache["sources"]
     vectors = run_reference(
-        [{"snapshot": str(src / "base"), "task": t, "dimensions": 1024} for t in tasks], list(GOLDEN_TEXTS)
+        [{"snapshot": str(src / "base"), "task": t, "dimensions": 1024} for t in tasks],
+        list(GOLDEN_TEXTS),
+        fixture_cache["root"],
     )
     path = Path(tmp_path_factory.mktemp("golden")) / "fixture-golden.json"
     path.write_text(

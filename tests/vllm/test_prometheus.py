@@ -231,8 +231,14 @@ def test_backlog_alert_goes_pending_then_resolves_under_a_bounded_burst(promethe
     text = "Document: " + "embedding servers queue requests when the engine is busy " * 20
 
     def load(worker: int):  # each request carries many inputs; vLLM queues each input as its own engine request
-        if not FIRING:  # one request of 400 identical inputs per worker: cheap (prefix cache), yet queued for seconds
-            s.request("POST", "/v1/embeddings", {"model": s.spec.served_name, "input": [text] * 400}, timeout=600)
+        if not FIRING:
+            # One request of 250 distinct few-token inputs per worker: the API server submits them faster than the
+            # engine embeds them (at most --max-num-seqs per step), so they queue for seconds, and they are cheap.
+            # Measured on one server, with a cold toolchain build beside it: 3 x 200 such inputs took 20 s, with
+            # 20+ waiting for 10 s of it; 3 x 400 identical 200-token inputs (the earlier burst) took 179 s, and
+            # 3 x 200 identical 12-token ones 141 s (identical inputs are the slow case here, not long ones).
+            inputs = [f"{worker}-{i} ok" for i in range(250)]
+            s.request("POST", "/v1/embeddings", {"model": s.spec.served_name, "input": inputs}, timeout=600)
             return
         n = 0  # sustained until firing: distinct inputs keep the engine busy, so the queue never empties
         while not stop.is_set():
@@ -249,7 +255,7 @@ def test_backlog_alert_goes_pending_then_resolves_under_a_bounded_burst(promethe
         return alerts[0]["state"] if alerts else "inactive"
 
     t0 = time.monotonic()
-    workers = [threading.Thread(target=load, args=(w,), daemon=True) for w in range(6 if FIRING else 3)]
+    workers = [threading.Thread(target=load, args=(w,), daemon=True) for w in range(6 if FIRING else 4)]
     for w in workers:
         w.start()
     target = "firing" if FIRING else "pending"
