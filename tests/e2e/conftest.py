@@ -1,12 +1,13 @@
 """Fixtures of the e2e tier: one kwok cluster per test process, a fresh `local` stack per module.
 
-The cluster is the suite's own (`jina-e2e`, kubeconfig $BUNDLE_TOOLS_DIR/kubeconfig-jina-e2e; one per
-pytest-xdist worker): started at the first test that asks for it, deleted whatever happened once the process
-leaves tests/e2e (package scope: the next test is in another tier, or the session ends), never reused from an
-earlier run. `make test` hands out the e2e modules before the other tiers' (tests/conftest.py), so a worker
-does not come back to them; a cluster idling until the session's end cost its kube-apiserver 74-110 s of CPU. Its nodes mirror the `local` stack's pools (infra/core/simulation.py). Each test module that needs
-the stack deploys manifests/local into it and removes it again, so a module that breaks things (drain,
-over-capacity, rollout, autoscaling) cannot leak into the next one.
+The cluster is the suite's own (`jina-e2e`, kubeconfig $BUNDLE_TOOLS_DIR/kubeconfig-jina-e2e; one per pytest-xdist
+worker): started at the first test that asks for it, deleted whatever happened once the process leaves tests/e2e
+(package scope: the next test is in another tier, or the session ends), never reused from an earlier run. `make
+test` hands out the e2e modules before the other tiers' (tests/conftest.py), so a worker does not come back to
+them; a cluster idling until the session's end cost its kube-apiserver 74-110 s of CPU. Its nodes mirror the
+`local` stack's pools (infra/core/simulation.py). Each test module that needs the stack deploys manifests/local
+into it and removes it again, so a module that breaks things (drain, over-capacity, rollout, autoscaling) cannot
+leak into the next one.
 """
 
 from __future__ import annotations
