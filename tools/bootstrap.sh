@@ -59,10 +59,11 @@ GO_BUILD_FLAGS=(-p 2 -trimpath -gcflags=all=-dwarf=false)
 BUILD=(go build "${GO_BUILD_FLAGS[@]}")
 # The tools a test run keeps busy (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd) are
 # built as above. The others (helm, kube-score, kwok, metrics-server, the Pulumi CLI and Kubernetes provider,
-# the Flux controllers) ran 180 s of CPU in a whole warm test run, against about 2,500 s to compile them cold,
-# so they are also compiled without inlining (-l, a cmd/compile flag: https://pkg.go.dev/cmd/compile): kwok +
-# kwokctl with an empty GOCACHE took 388 -> 273 s of CPU (-30 %); the same packages, versions and binaries'
-# behaviour, some of their code runs slower.
+# the Flux controllers) ran 180 s of CPU in a whole warm test run, against 2,355 s to compile them cold (the
+# fastest machine measured), so they are also compiled without inlining (-l, a cmd/compile flag:
+# https://pkg.go.dev/cmd/compile): kwok + kwokctl with an empty GOCACHE took 388 -> 273 s of CPU (-30 %), the seven
+# together about -29 % (tools/README.md, "No inlining for the tools the tests barely run"). The same packages,
+# versions and behaviour; some of their code runs slower.
 TOOL_BUILD_FLAGS=(-p 2 -trimpath "-gcflags=all=-dwarf=false -l")
 TOOL_BUILD=(go build "${TOOL_BUILD_FLAGS[@]}")
 TOOL_INSTALL=(go install "${TOOL_BUILD_FLAGS[@]}")

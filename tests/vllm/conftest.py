@@ -139,10 +139,17 @@ def fixture_cache() -> dict:
 def run_reference(jobs: list[dict], texts: list[str], cache_dir: Path) -> list[list[list[float]]]:
     """The reference's vectors of `texts` for each job. Kept in the fixture cache (`cache_dir`, itself keyed by the
     checkpoint generator) under a digest of everything that decides them: the jobs, the texts, reference.py and
-    the vLLM virtualenv's lock (torch, transformers). A warm run reads them instead of loading torch again."""
+    the vLLM virtualenv's lock (torch, transformers). A warm run reads them instead of loading torch again. The
+    jobs' snapshot paths count relative to `cache_dir`, so a moved tool cache still finds them."""
+    relative_jobs = json.dumps(jobs).replace(json.dumps(str(cache_dir))[1:-1], "<fixtures>")
     key = hashlib.sha256(
         json.dumps(
-            [jobs, texts, (HERE / "reference.py").read_text(), (REPO_ROOT / "requirements-vllm.lock").read_text()]
+            [
+                relative_jobs,
+                texts,
+                (HERE / "reference.py").read_text(),
+                (REPO_ROOT / "requirements-vllm.lock").read_text(),
+            ]
         ).encode()
     ).hexdigest()[:16]
     cached = cache_dir / f"reference-{key}.json"
