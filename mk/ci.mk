@@ -1,5 +1,6 @@
 # CI's own timing (docs/development.md, "How long CI takes"): what `.ci/run` (= `make test`) costs, per step.
-# CI_TIME_ARGS: --warm-only (the checkout with the machine's caches), --toolchain-only, --tiers unit,e2e, --json FILE, --keep.
+# CI_TIME_ARGS: --warm-only (the checkout with the machine's caches), --machine-caches (a clean clone with them),
+# --toolchain-only, --serial (bootstrap one component at a time), --tiers unit,e2e, --json FILE, --keep.
 CI_TIME_ARGS ?=
 
 .PHONY: ci-time

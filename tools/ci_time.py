@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Time what CI runs (`.ci/run` = `make test`), cold and warm, per component: `make ci-time` (docs/development.md).
 
-    tools/ci_time.py [--warm-only] [--keep] [--json FILE] [--tiers unit,e2e,...]
+    tools/ci_time.py [--warm-only] [--machine-caches] [--serial] [--keep] [--json FILE] [--tiers unit,e2e,...]
 
 Cold (the default): a clean clone of HEAD in a temporary directory, with EMPTY caches there (BUNDLE_TOOLS_DIR,
-GOCACHE, GOMODCACHE, PIP_CACHE_DIR) and fresh virtualenvs; it times `make venv`, `tools/bootstrap.sh <c>` for each
-component of `bootstrap.sh --list` in build order, then the tests as CI runs them: `make test` (TEST_JOBS workers,
-tiers side by side), with CI=true. --tiers unit,e2e,...: each tier alone instead (`pytest tests/<tier>`, one
+GOCACHE, GOMODCACHE, PIP_CACHE_DIR) and fresh virtualenvs; it times `make venv`, `tools/bootstrap.sh` (its lanes side
+by side, as `make test` runs it; --serial: one component after the other) with the per-component wall and CPU
+seconds bootstrap prints, then the tests as CI runs them: `make test` (TEST_JOBS workers, tiers side by side), with
+CI=true. --machine-caches: the clean clone, but with the machine's own caches (on a fresh machine that is a cold
+run that leaves the toolchain cached for the next one). --tiers unit,e2e,...: each tier alone instead (`pytest tests/<tier>`, one
 process), to see what each costs. --warm-only: the checkout itself with the machine's caches (`bootstrap.sh` finds
 everything cached), then the tests. Uncommitted changes are in the warm run only (the cold one clones HEAD).
 
@@ -81,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
     ap.add_argument("--toolchain-only", action="store_true", help="stop after the toolchain: no tests")
     ap.add_argument(
+        "--serial", action="store_true", help="bootstrap one component after the other (bootstrap.sh --serial)"
+    )
+    ap.add_argument(
+        "--machine-caches", action="store_true", help="the clean clone with the machine's caches, not empty ones"
+    )
+    ap.add_argument(
         "--tiers", default="", help=f"time these tiers one by one instead of `make test` ({','.join(TIERS)})"
     )
     args = ap.parse_args(argv)
@@ -104,10 +112,13 @@ def main(argv: list[str] | None = None) -> int:
         src = tmp / "src"
         subprocess.run(["git", "clone", "--quiet", "--no-checkout", str(REPO), str(src)], check=True)
         subprocess.run(["git", "checkout", "--quiet", sha.stdout.strip()], cwd=src, check=True)
-        title = f"cold run of {sha.stdout.strip()[:12]} in {src} (empty caches)"
-        for var, sub in [("BUNDLE_TOOLS_DIR", "tools"), ("GOCACHE", "gocache"), ("GOMODCACHE", "gomodcache"),
-                         ("PIP_CACHE_DIR", "pip-cache")]:  # fmt: skip
-            env[var] = str(tmp / sub)
+        if args.machine_caches:
+            title = f"run of {sha.stdout.strip()[:12]} in {src} (the machine's caches)"
+        else:
+            title = f"cold run of {sha.stdout.strip()[:12]} in {src} (empty caches)"
+            for var, sub in [("BUNDLE_TOOLS_DIR", "tools"), ("GOCACHE", "gocache"), ("GOMODCACHE", "gomodcache"),
+                             ("PIP_CACHE_DIR", "pip-cache")]:  # fmt: skip
+                env[var] = str(tmp / sub)
         for var in ("KWOK_WORKDIR", "KUBECONFIG", "BUNDLE_KUBECONFIG", "PULUMI_HOME", "PULUMI_BACKEND_URL"):
             env.pop(var, None)  # derived from BUNDLE_TOOLS_DIR by tools/env.sh
     print(f"[ci-time] {title}; logs in {logdir}", flush=True)
@@ -117,11 +128,18 @@ def main(argv: list[str] | None = None) -> int:
 
     # warm: an existing .venv is used as it is (a worktree's .venv may be a link to a shared one make cannot rebuild)
     ok = (args.warm_only and (src / ".venv" / "bin" / "python").exists()) or toolchain("venv", ["make", "venv"])
-    components = subprocess.run(
-        ["tools/bootstrap.sh", "--list"], cwd=src, env=env, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for c in components:
-        ok = ok and toolchain(c, ["tools/bootstrap.sh", c])
+    bootstrap = ["tools/bootstrap.sh"] + (["--serial"] if args.serial else [])
+    ok = ok and toolchain("bootstrap", bootstrap)
+    # bootstrap's own summary: wall and CPU seconds per component (its lanes overlap, so the walls do not add up)
+    bootstrap_log = logdir / "toolchain-bootstrap.log"
+    summary = (
+        bootstrap_log.read_text(errors="replace").split("[bootstrap] summary", 1) if bootstrap_log.exists() else []
+    )
+    components = (
+        [line.removeprefix("[bootstrap]").rstrip() for line in summary[-1].splitlines()[1:]]
+        if len(summary) == 2
+        else []
+    )
     if ok and not tiers and not args.toolchain_only:
         timer.step("tests", "make test", ["make", "test"], src, env | {"CI": "true"})
     if ok and not args.toolchain_only:
@@ -130,9 +148,11 @@ def main(argv: list[str] | None = None) -> int:
             timer.step("tests", t, ["bash", "-c", shell], src, env)
 
     print(timer.report(title), flush=True)
+    if components:
+        print("[ci-time] bootstrap, per component:\n" + "\n".join(components), flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"title": title, "rows": timer.rows}, indent=1) + "\n")
-    if not args.warm_only and not args.keep:
+        args.json.write_text(json.dumps({"title": title, "rows": timer.rows, "bootstrap": components}, indent=1) + "\n")
+    if not args.warm_only and not args.machine_caches and not args.keep:
         for sub in ("src", "tools", "gocache", "gomodcache", "pip-cache"):
             p = tmp / sub
             if p.exists():
