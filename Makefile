@@ -15,13 +15,13 @@ TOOLS_ENV := source tools/env.sh
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
+# .venv is a link to the virtualenv of requirements.lock in the tool cache (tools/bootstrap.sh venv), built once per
+# lock and Python: a clean clone links it instead of installing it again.
 $(VENV)/.installed: requirements.lock
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet --requirement requirements.lock
+	PYTHON=$(PYTHON) tools/bootstrap.sh venv
 	touch $@
 
-venv: $(VENV)/.installed ## the project's Python environment (.venv), pinned by requirements.lock
+venv: $(VENV)/.installed ## the project's Python environment (.venv -> the tool cache), pinned by requirements.lock
 
 tools: ## build or reuse the pinned toolchain (tools/bootstrap.sh)
 	tools/bootstrap.sh

