@@ -28,7 +28,7 @@ ALL_COMPONENTS=(venv helm promtool kube-score kubernetes etcd kwok metrics-serve
   flux-source-controller flux-kustomize-controller)
 
 FORCE="${BUNDLE_TOOLS_FORCE:-0}"
-SERIAL=0
+SERIAL="${BUNDLE_TOOLS_SERIAL:-0}"
 COMPONENTS=()
 for a in "$@"; do
   case "$a" in
@@ -703,21 +703,22 @@ run_component() {
   echo "$row" > "$RUN_DIR/$c"
 }
 
+# wanted NAME: true when NAME is one of the components asked for
+wanted() { local want; for want in "${COMPONENTS[@]}"; do [ "$1" != "$want" ] || return 0; done; return 1; }
+
 # run_lane COMPONENT... : the wanted ones of these, in order; stops at the first failure (and marks it in
 # $RUN_DIR/.failed), or when another lane has failed. Never call it (or run_component) in an if/||/&& context: bash
 # ignores -e in everything such a context runs, the builds' `set -e` subshells included.
 run_lane() {
-  local c want rc
+  local c rc
   for c in "$@"; do
-    for want in "${COMPONENTS[@]}"; do
-      [ "$c" = "$want" ] || continue
-      [ ! -e "$RUN_DIR/.failed" ] || return 0
-      set +e
-      ( run_component "$c" )
-      rc=$?
-      set -e
-      if [ "$rc" != 0 ]; then touch "$RUN_DIR/.failed"; return 0; fi
-    done
+    wanted "$c" || continue
+    [ ! -e "$RUN_DIR/.failed" ] || return 0
+    set +e
+    ( run_component "$c" )
+    rc=$?
+    set -e
+    if [ "$rc" != 0 ]; then touch "$RUN_DIR/.failed"; return 0; fi
   done
 }
 
@@ -725,7 +726,7 @@ lanes_cover_all
 RUN_DIR=$(mktemp -d)
 trap 'rm -rf "$RUN_DIR"' EXIT
 T0=$(date +%s)
-if [ "${BUNDLE_TOOLS_SERIAL:-0}" = 1 ] || [ "$SERIAL" = 1 ]; then
+if [ "$SERIAL" = 1 ]; then
   run_lane "${ALL_COMPONENTS[@]}"
 else
   for lane in "${LANES[@]}"; do
@@ -739,11 +740,9 @@ T1=$(date +%s); children_cpu CPU_ALL
   echo "[bootstrap] summary (cache: $DIR)"
   printf '[bootstrap]   %-26s %-6s %7s %7s\n' component status wall CPU
   for c in "${ALL_COMPONENTS[@]}"; do
-    for want in "${COMPONENTS[@]}"; do
-      [ "$c" = "$want" ] || continue
-      if [ -f "$RUN_DIR/$c" ]; then echo "[bootstrap]   $(cat "$RUN_DIR/$c")"
-      else printf '[bootstrap]   %-26s %s\n' "$c" "not done"; fi
-    done
+    wanted "$c" || continue
+    if [ -f "$RUN_DIR/$c" ]; then echo "[bootstrap]   $(cat "$RUN_DIR/$c")"
+    else printf '[bootstrap]   %-26s %s\n' "$c" "not done"; fi
   done
   printf '[bootstrap]   %-26s %-6s %6ss %6ss\n' total "" "$((T1 - T0))" "$CPU_ALL"
 } >&2

@@ -132,14 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     ok = ok and toolchain("bootstrap", bootstrap)
     # bootstrap's own summary: wall and CPU seconds per component (its lanes overlap, so the walls do not add up)
     bootstrap_log = logdir / "toolchain-bootstrap.log"
-    summary = (
-        bootstrap_log.read_text(errors="replace").split("[bootstrap] summary", 1) if bootstrap_log.exists() else []
+    _, _, summary = (bootstrap_log.read_text(errors="replace") if bootstrap_log.exists() else "").partition(
+        "[bootstrap] summary"
     )
-    components = (
-        [line.removeprefix("[bootstrap]").rstrip() for line in summary[-1].splitlines()[1:]]
-        if len(summary) == 2
-        else []
-    )
+    components = [line.removeprefix("[bootstrap]").rstrip() for line in summary.splitlines()[1:]]
     if ok and not tiers and not args.toolchain_only:
         timer.step("tests", "make test", ["make", "test"], src, env | {"CI": "true"})
     if ok and not args.toolchain_only:
