@@ -230,17 +230,15 @@ def test_backlog_alert_goes_pending_then_resolves_under_a_bounded_burst(promethe
     stop = threading.Event()
     text = "Document: " + "embedding servers queue requests when the engine is busy " * 20
 
-    def load(worker: int):  # each request carries many inputs; vLLM queues each input as its own engine request
-        if not FIRING:
-            # One request of 250 distinct few-token inputs per worker: the API server submits them faster than the
-            # engine embeds them (at most --max-num-seqs per step), so they queue for seconds, and they are cheap.
-            # Measured on one server, with a cold toolchain build beside it: 3 x 200 such inputs took 20 s, with
-            # 20+ waiting for 10 s of it; 3 x 400 identical 200-token inputs (the earlier burst) took 179 s, and
-            # 3 x 200 identical 12-token ones 141 s (identical inputs are the slow case here, not long ones).
-            inputs = [f"{worker}-{i} ok" for i in range(250)]
-            s.request("POST", "/v1/embeddings", {"model": s.spec.served_name, "input": inputs}, timeout=600)
-            return
-        n = 0  # sustained until firing: distinct inputs keep the engine busy, so the queue never empties
+    def load(worker: int):
+        # Each request carries 64 distinct ~220-token inputs, and vLLM queues each input as its own engine request:
+        # one engine step takes at most --max-num-batched-tokens (8192), about 37 of them, so the rest wait, and the
+        # API server tokenizes them faster than the engine embeds them. The burst lasts until the alert reaches its
+        # target state (then each worker's last request drains), so it adapts to the machine's speed. A burst of a
+        # fixed size cannot: 4 x 250 few-token inputs (the burst before this one) queued for seconds on the slower
+        # 2-core machines of 2026-12-02 but never had 20 waiting at a scrape on a faster one (2026-12-03), where
+        # the engine embedded them as fast as they were tokenized.
+        n = 0
         while not stop.is_set():
             n += 1
             s.request(
@@ -265,9 +263,7 @@ def test_backlog_alert_goes_pending_then_resolves_under_a_bounded_burst(promethe
             st = state()
             if not states or states[-1][1] != st:
                 states.append((time.monotonic() - t0, st))
-            if st == target or (
-                not FIRING and not any(w.is_alive() for w in workers) and st == "inactive" and len(states) > 1
-            ):
+            if st == target:
                 break
             time.sleep(0.5)
     finally:
@@ -281,6 +277,13 @@ def test_backlog_alert_goes_pending_then_resolves_under_a_bounded_burst(promethe
         + " -> ".join(f"{st} at {t:.0f} s" for t, st in states)
     )
     seen = [st for _, st in states]
-    assert "pending" in seen, seen
+    window = f"{max(1, round(time.monotonic() - t0))}s"
+    assert "pending" in seen, (
+        seen,
+        "most requests waiting at one scrape:",
+        p.api("query", query=f"max_over_time(vllm:num_requests_waiting[{window}])")["result"],
+        "failed scrapes:",
+        p.api("query", query=f"count_over_time((up == 0)[{window}:1s])")["result"],
+    )
     if FIRING:
         assert seen.index("firing") > seen.index("pending"), seen
