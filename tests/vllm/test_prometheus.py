@@ -232,12 +232,9 @@ def test_backlog_alert_goes_pending_then_resolves_under_a_bounded_burst(promethe
 
     def load(worker: int):
         # Each request carries 64 distinct ~220-token inputs, and vLLM queues each input as its own engine request:
-        # one engine step takes at most --max-num-batched-tokens (8192), about 37 of them, so the rest wait, and the
-        # API server tokenizes them faster than the engine embeds them. The burst lasts until the alert reaches its
-        # target state (then each worker's last request drains), so it adapts to the machine's speed. A burst of a
-        # fixed size cannot: 4 x 250 few-token inputs (the burst before this one) queued for seconds on the slower
-        # 2-core machines of 2026-12-02 but never had 20 waiting at a scrape on a faster one (2026-12-03), where
-        # the engine embedded them as fast as they were tokenized.
+        # one engine step takes at most --max-num-batched-tokens (8192), about 37 of them, so the rest wait. The
+        # burst lasts until the alert reaches its target state, so it adapts to the machine's speed; a fixed burst
+        # of few-token inputs never had 20 waiting at a scrape on a fast machine (docs/development.md, 2026-12-03).
         n = 0
         while not stop.is_set():
             n += 1
